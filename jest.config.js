@@ -1,0 +1,27 @@
+// Two projects: pure unit tests (*.test.ts) and integration tests (*.int.test.ts) that talk to real
+// Postgres, Redis, S3 (s3rver) and cdse-sim. `npm test` builds first (pretest): integration tests
+// spawn the compiled worker and API.
+import { createDefaultEsmPreset } from 'ts-jest';
+
+const preset = createDefaultEsmPreset({ tsconfig: '<rootDir>/tsconfig.eslint.json', isolatedModules: true });
+const moduleNameMapper = {
+  '^@scenecache/migrations$': '<rootDir>/migrations/index.ts',
+  '^@scenecache/(.*)$': '<rootDir>/packages/$1/src/index.ts',
+  '^(\\.{1,2}/.*)\\.js$': '$1',
+};
+const common = { ...preset, moduleNameMapper, testEnvironment: 'node', roots: ['<rootDir>/packages', '<rootDir>/apps', '<rootDir>/migrations'] };
+
+/** @type {import('jest').Config} */
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['**/*.test.ts'], testPathIgnorePatterns: ['\\.int\\.test\\.ts$', '/dist/', '/node_modules/'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['**/*.int.test.ts'],
+      testPathIgnorePatterns: ['/dist/', '/node_modules/'],
+      globalSetup: '<rootDir>/packages/testing/global-setup.mjs',
+      testTimeout: 120_000,
+    },
+  ],
+};

@@ -1,0 +1,11 @@
+/**
+ * Every migration, by name in apply order. A static map (not a folder scan) so the compiled app,
+ * the migrate Job and the tests all see the same list. Never edit a migration that has shipped:
+ * add a new one.
+ */
+import type { Migration } from 'kysely/migration';
+import * as m0001 from './0001_initial.js';
+
+export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001_initial': m0001,
+});

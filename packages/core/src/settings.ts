@@ -1,0 +1,155 @@
+/**
+ * Settings: parsed once at start from the environment into a frozen typed object. Nothing else
+ * reads `process.env`. A bad value stops the process with every bad variable listed.
+ */
+import { z } from 'zod';
+import { ScenecacheError } from './errors.js';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const url = z.string().url();
+const checksumMode = z.enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED']);
+
+/** Real CDSE endpoints (documentation.dataspace.copernicus.eu: "OData", "Access token"). */
+export const CDSE_DEFAULTS = Object.freeze({
+  tokenUrl: 'https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token',
+  catalogueUrl: 'https://catalogue.dataspace.copernicus.eu/odata/v1',
+  downloadUrl: 'https://download.dataspace.copernicus.eu/odata/v1',
+});
+
+const envSchema = z.object({
+  DATABASE_URL: url.default('postgres://root@127.0.0.1:5432/scenecache'),
+  LOCK_DATABASE_URL: url.optional(),
+  REDIS_URL: url.default('redis://127.0.0.1:6379'),
+  QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('scenecache'),
+  S3_ENDPOINT: url.optional(),
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().min(1).default('S3RVER'),
+  S3_SECRET_ACCESS_KEY: z.string().min(1).default('S3RVER'),
+  S3_FORCE_PATH_STYLE: bool.optional(),
+  S3_REQUEST_CHECKSUM_CALCULATION: checksumMode.optional(),
+  S3_RESPONSE_CHECKSUM_VALIDATION: checksumMode.optional(),
+  EMBEDDED_S3_PORT: int(1, 65535).default(4568),
+  EMBEDDED_S3_DIR: z.string().min(1).default('.data/s3'),
+  GLOBAL_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name').default('scenecache-global'),
+  TENANT_BUCKET_PREFIX: z.string().regex(/^[a-z0-9][a-z0-9-]{0,40}$/, 'must be lower-case letters, digits and hyphens').default('scenecache-tenant-'),
+  CDSE_TOKEN_URL: url.default(CDSE_DEFAULTS.tokenUrl),
+  CDSE_CATALOGUE_URL: url.default(CDSE_DEFAULTS.catalogueUrl),
+  CDSE_DOWNLOAD_URL: url.default(CDSE_DEFAULTS.downloadUrl),
+  CDSE_USERNAME: z.string().min(1).optional(),
+  CDSE_PASSWORD: z.string().min(1).optional(),
+  CDSE_TOTP: z.string().regex(/^\d{6}$/).optional(),
+  UPSTREAM_CONCURRENCY: int(1, 64).default(4),
+  WORKER_CONCURRENCY: int(1, 256).default(8),
+  WAITER_FALLBACK_DELAY_MS: int(100, 3_600_000).default(5_000),
+  SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
+  API_PORT: int(0, 65535).default(8080),
+  API_HOST: z.string().min(1).default('0.0.0.0'),
+  WORKER_METRICS_PORT: int(0, 65535).default(9464),
+  ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Typed, frozen settings. Units: ms for durations. */
+export interface Settings {
+  readonly databaseUrl: string;
+  /** Connection for advisory locks: must reach Postgres directly, never a transaction-pooling PgBouncer. @defaultValue `databaseUrl` */
+  readonly lockDatabaseUrl: string;
+  readonly redisUrl: string;
+  /** BullMQ key prefix. @defaultValue `scenecache` */
+  readonly queuePrefix: string;
+  /** Unset: the embedded s3rver on `embeddedS3Port`. */
+  readonly s3Endpoint: string | undefined;
+  readonly s3Region: string;
+  readonly s3AccessKeyId: string;
+  readonly s3SecretAccessKey: string;
+  /** @defaultValue `true` when an endpoint is set or embedded, `false` for AWS */
+  readonly s3ForcePathStyle: boolean;
+  /** AWS SDK flexible checksums: `WHEN_REQUIRED` for non-AWS endpoints (see DESIGN, S3 notes). */
+  readonly s3RequestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+  readonly s3ResponseChecksumValidation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
+  readonly embeddedS3Port: number;
+  readonly embeddedS3Dir: string;
+  readonly globalBucket: string;
+  readonly tenantBucketPrefix: string;
+  readonly cdseTokenUrl: string;
+  readonly cdseCatalogueUrl: string;
+  readonly cdseDownloadUrl: string;
+  readonly cdseUsername: string | undefined;
+  readonly cdsePassword: string | undefined;
+  readonly cdseTotp: string | undefined;
+  /** Fleet-wide concurrent upstream downloads. @defaultValue 4 (CDSE's per-account limit) */
+  readonly upstreamConcurrency: number;
+  /** Jobs one worker process runs at once. @defaultValue 8 */
+  readonly workerConcurrency: number;
+  /** Longest a waiting job stays delayed when nobody wakes it (ms). @defaultValue 5000 */
+  readonly waiterFallbackDelayMs: number;
+  /** Deadline of the graceful shutdown (ms). @defaultValue 30000 */
+  readonly shutdownTimeoutMs: number;
+  readonly apiPort: number;
+  readonly apiHost: string;
+  readonly workerMetricsPort: number;
+  readonly adminApiKey: string | undefined;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Every environment variable {@link loadSettings} reads (for docs and manifest checks). */
+export const SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
+
+/**
+ * Parse settings from an environment. Empty strings count as unset.
+ *
+ * @throws ScenecacheError `invalid_settings` listing every bad variable and why.
+ */
+export function loadSettings(env: Readonly<Record<string, string | undefined>> = process.env): Settings {
+  const relevant: Record<string, string> = {};
+  for (const name of SETTING_NAMES) {
+    const v = env[name];
+    if (v !== undefined && v !== '') relevant[name] = v;
+  }
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ScenecacheError('invalid_settings', `invalid settings:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  if ((e.CDSE_USERNAME === undefined) !== (e.CDSE_PASSWORD === undefined)) {
+    throw new ScenecacheError('invalid_settings', 'invalid settings:\n  CDSE_USERNAME and CDSE_PASSWORD must be set together');
+  }
+  const nonAws = e.S3_ENDPOINT === undefined || !/amazonaws\.com/.test(e.S3_ENDPOINT);
+  const checksum = nonAws ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
+  return Object.freeze({
+    databaseUrl: e.DATABASE_URL,
+    lockDatabaseUrl: e.LOCK_DATABASE_URL ?? e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    queuePrefix: e.QUEUE_PREFIX,
+    s3Endpoint: e.S3_ENDPOINT,
+    s3Region: e.S3_REGION,
+    s3AccessKeyId: e.S3_ACCESS_KEY_ID,
+    s3SecretAccessKey: e.S3_SECRET_ACCESS_KEY,
+    s3ForcePathStyle: e.S3_FORCE_PATH_STYLE ?? nonAws,
+    s3RequestChecksumCalculation: e.S3_REQUEST_CHECKSUM_CALCULATION ?? checksum,
+    s3ResponseChecksumValidation: e.S3_RESPONSE_CHECKSUM_VALIDATION ?? checksum,
+    embeddedS3Port: e.EMBEDDED_S3_PORT,
+    embeddedS3Dir: e.EMBEDDED_S3_DIR,
+    globalBucket: e.GLOBAL_BUCKET,
+    tenantBucketPrefix: e.TENANT_BUCKET_PREFIX,
+    cdseTokenUrl: e.CDSE_TOKEN_URL,
+    cdseCatalogueUrl: e.CDSE_CATALOGUE_URL.replace(/\/+$/, ''),
+    cdseDownloadUrl: e.CDSE_DOWNLOAD_URL.replace(/\/+$/, ''),
+    cdseUsername: e.CDSE_USERNAME,
+    cdsePassword: e.CDSE_PASSWORD,
+    cdseTotp: e.CDSE_TOTP,
+    upstreamConcurrency: e.UPSTREAM_CONCURRENCY,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    waiterFallbackDelayMs: e.WAITER_FALLBACK_DELAY_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    apiPort: e.API_PORT,
+    apiHost: e.API_HOST,
+    workerMetricsPort: e.WORKER_METRICS_PORT,
+    adminApiKey: e.ADMIN_API_KEY,
+    logLevel: e.LOG_LEVEL,
+  });
+}

@@ -1,0 +1,108 @@
+/**
+ * Kysely table types of the scenecache schema (created by migrations/). Column meanings follow
+ * DESIGN.md "Data model"; `global_scene_cache` keeps the seed's columns so its SQL runs verbatim.
+ * int8 columns are parsed as JS numbers (byte counts stay below 2^53).
+ */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+/** One cached band in `global_scene_cache.bands` (band id → entry). */
+export interface CachedBand {
+  /** Object key in the global bucket. */
+  key: string;
+  /** Size in bytes (= the manifest's). */
+  size: number;
+  /** SHA3-256 of the object, lower-case hex (= the manifest's, verified on download). */
+  sha3_256: string;
+  /** ETag the store returned (multipart ETags are not content hashes: never compare them to one). */
+  etag: string;
+  /** Path of the file inside the SAFE. */
+  safe_path: string;
+  /** When the band was registered (ISO 8601). */
+  registered_at: string;
+}
+
+export interface GlobalSceneCacheTable {
+  id: Generated<string>;
+  scene_id: string;
+  storage_path: string;
+  storage_bucket: string;
+  bands: ColumnType<Record<string, CachedBand>, string | undefined, string>;
+  /** The seed's reuse counter: +1 each time a job is served from the cache. */
+  download_count: Generated<number>;
+  last_accessed_at: NullableTimestamp;
+  is_valid: Generated<boolean>;
+  sensing_date: ColumnType<string, string, string>;
+  cloud_coverage: number | null;
+  product_level: string;
+  tile: string;
+  mission: string;
+  /** CDSE OData product Id. */
+  cdse_product_id: string | null;
+  /** Sum of the cached bands' sizes (bytes). */
+  total_bytes: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export interface TenantScenesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  scene_id: string;
+  bucket: string;
+  /** band id → object key in the tenant bucket. */
+  bands: ColumnType<Record<string, string>, string | undefined, string>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export type JobStatusColumn = 'queued' | 'active' | 'completed' | 'failed';
+export type CacheStatusColumn = 'reused' | 'downloaded';
+
+export interface DownloadJobsTable {
+  /** = the BullMQ job id. */
+  id: string;
+  tenant_id: string;
+  scene_id: string;
+  /** Canonical band ids requested. */
+  bands_requested: string[];
+  priority: number | null;
+  status: Generated<JobStatusColumn>;
+  cache_status: CacheStatusColumn | null;
+  bands_downloaded: Generated<string[]>;
+  bands_reused: Generated<string[]>;
+  bytes_downloaded: Generated<number>;
+  bytes_copied: Generated<number>;
+  /** band → `s3://bucket/key` of the tenant copy. */
+  objects: ColumnType<Record<string, string> | null, string | null | undefined, string | null>;
+  message: string | null;
+  attempts: Generated<number>;
+  /** How many times the job got out of the way (delayed) waiting for a lock or an upstream slot. */
+  waits: Generated<number>;
+  error_code: string | null;
+  error_message: string | null;
+  idempotency_key: string | null;
+  enqueued_at: Generated<Date>;
+  started_at: NullableTimestamp;
+  finished_at: NullableTimestamp;
+  duration_ms: number | null;
+  worker_id: string | null;
+  updated_at: Generated<Date>;
+}
+
+/** The database as Kysely sees it. */
+export interface DB {
+  global_scene_cache: GlobalSceneCacheTable;
+  tenant_scenes: TenantScenesTable;
+  download_jobs: DownloadJobsTable;
+}
+
+export type SceneCacheRow = Selectable<GlobalSceneCacheTable>;
+export type NewSceneCacheRow = Insertable<GlobalSceneCacheTable>;
+export type SceneCacheUpdate = Updateable<GlobalSceneCacheTable>;
+export type TenantSceneRow = Selectable<TenantScenesTable>;
+export type DownloadJobRow = Selectable<DownloadJobsTable>;
+export type NewDownloadJobRow = Insertable<DownloadJobsTable>;
+export type DownloadJobUpdate = Updateable<DownloadJobsTable>;

@@ -1,0 +1,3 @@
+/** Test support: a database per test file (cloned from a migrated template), S3 buckets, settings. */
+export * from './database.js';
+export * from './s3.js';
