@@ -27,6 +27,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
+  // The seed invalidates with a bare `UPDATE … SET is_valid = false`; stamp updated_at on that
+  // change so the seed's "invalid and older than 30 days" cleanup counts from the invalidation.
+  await sql`CREATE FUNCTION scene_cache_touch_on_validity() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN NEW.updated_at := now(); RETURN NEW; END $$`.execute(db);
+  await sql`CREATE TRIGGER global_scene_cache_validity_touch BEFORE UPDATE OF is_valid ON global_scene_cache
+    FOR EACH ROW WHEN (OLD.is_valid IS DISTINCT FROM NEW.is_valid) EXECUTE FUNCTION scene_cache_touch_on_validity()`.execute(db);
   await db.schema.createIndex('global_scene_cache_download_count_idx').on('global_scene_cache').columns(['download_count desc']).where(sql.ref('is_valid'), '=', true).execute();
   await db.schema.createIndex('global_scene_cache_invalid_updated_idx').on('global_scene_cache').column('updated_at').where(sql.ref('is_valid'), '=', false).execute();
   await db.schema.createIndex('global_scene_cache_tile_date_idx').on('global_scene_cache').columns(['tile', 'sensing_date']).execute();
@@ -89,4 +95,5 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('download_jobs').execute();
   await db.schema.dropTable('tenant_scenes').execute();
   await db.schema.dropTable('global_scene_cache').execute();
+  await sql`DROP FUNCTION IF EXISTS scene_cache_touch_on_validity()`.execute(db);
 }

@@ -1,0 +1,240 @@
+/**
+ * Postgres advisory locks: the fleet's deduplication primitive.
+ *
+ * - The **scene lock** (`scene:<scene_id>`) makes one job per scene the downloader; every other job
+ *   for that scene either finds the bands registered or gets out of the way.
+ * - The **upstream slots** (`upstream-slot:<i>`, i < UPSTREAM_CONCURRENCY) cap concurrent CDSE
+ *   downloads fleet-wide (CDSE allows 4 per account).
+ *
+ * Locks are session-level (`pg_try_advisory_lock`), never blocking, keyed by
+ * `hashtextextended(<namespaced string>, 0)` (64-bit), and held on a **dedicated connection** of a
+ * pool that must reach Postgres directly: a transaction-pooling PgBouncer would hand the session to
+ * someone else between statements and silently drop or leak the lock (hence LOCK_DATABASE_URL).
+ * Postgres releases a dead session's locks, so a killed worker leaves no lock behind; conversely,
+ * when the lock connection dies the holder has lost its lock, and {@link SceneLease.signal} aborts.
+ *
+ * Sources: postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS and
+ * …/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS; key hashing as in pg-boss `src/plans.ts`.
+ */
+import pg from 'pg';
+import { ScenecacheError, type Logger } from '@scenecache/core';
+
+/** The namespaced string a scene lock's key is hashed from. */
+export function sceneLockName(sceneId: string): string {
+  return `scene:${sceneId}`;
+}
+
+/** The namespaced string of upstream slot `i` (0-based). */
+export function upstreamSlotLockName(slot: number): string {
+  return `upstream-slot:${slot}`;
+}
+
+/** Options of {@link AdvisoryLocks}. */
+export interface AdvisoryLocksOptions {
+  /** A direct Postgres URL (LOCK_DATABASE_URL). */
+  connectionString: string;
+  /** Most lock connections held at once: one per job holding a scene lock. @defaultValue 16 */
+  maxConnections?: number;
+  /** How often a held lock's connection is probed with `SELECT 1` (ms). @defaultValue 2000 */
+  heartbeatMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * The lock manager of one process: a pool of dedicated lock connections (TCP keepalive on).
+ * Only try-locks are used: a job that cannot take a lock holds no connection afterwards.
+ */
+export class AdvisoryLocks {
+  private readonly pool: pg.Pool;
+  private readonly heartbeatMs: number;
+  private readonly logger: Logger | undefined;
+
+  constructor(options: AdvisoryLocksOptions) {
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.maxConnections ?? 16,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      idleTimeoutMillis: 30_000,
+      connectionTimeoutMillis: 10_000,
+      application_name: 'scenecache-locks',
+    });
+    // An idle pooled connection that dies is dropped by the pool; without a listener it would crash.
+    this.pool.on('error', (err) => this.logger?.warn({ err }, 'idle lock connection failed'));
+    this.heartbeatMs = options.heartbeatMs ?? 2_000;
+    this.logger = options.logger;
+  }
+
+  /**
+   * Try to take the scene lock. Returns a lease holding the lock on its own connection, or
+   * `undefined` (and holds nothing) when another session has it.
+   *
+   * @throws pg errors when Postgres is unreachable.
+   */
+  async tryAcquireScene(sceneId: string): Promise<SceneLease | undefined> {
+    const client = await this.pool.connect();
+    try {
+      const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [sceneLockName(sceneId)]);
+      if (res.rows[0]?.ok !== true) {
+        client.release();
+        return undefined;
+      }
+    } catch (err) {
+      client.release(err instanceof Error ? err : true);
+      throw err;
+    }
+    return new SceneLease(client, sceneId, this.heartbeatMs, this.logger);
+  }
+
+  /**
+   * Whether the scene lock is free right now (takes and drops it). For a waiter's re-check after
+   * registering, so a release between its failed try-lock and its registration is not missed.
+   */
+  async isSceneFree(sceneId: string): Promise<boolean> {
+    return this.probe([sceneLockName(sceneId)]);
+  }
+
+  /** Whether any of the `slots` upstream slots is free right now (takes and drops it). */
+  async isAnyUpstreamSlotFree(slots: number): Promise<boolean> {
+    return this.probe(Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i)));
+  }
+
+  /** Upstream slots held right now, fleet-wide (from `pg_locks`): for metrics and tests. */
+  async upstreamSlotsInUse(slots: number): Promise<number> {
+    const names = Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i));
+    const res = await this.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_locks l
+         JOIN unnest($1::text[]) AS s(name)
+           ON l.locktype = 'advisory' AND l.granted
+          AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(s.name, 0)`,
+      [names],
+    );
+    return res.rows[0]?.n ?? 0;
+  }
+
+  private async probe(names: string[]): Promise<boolean> {
+    const client = await this.pool.connect();
+    try {
+      for (const name of names) {
+        const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [name]);
+        if (res.rows[0]?.ok === true) {
+          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]);
+          return true;
+        }
+      }
+      return false;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Close every lock connection (their locks go with them). */
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/**
+ * A held scene lock on a dedicated connection, plus at most one upstream slot on the same
+ * connection. `signal` aborts when the connection fails (error, end, or a failed heartbeat):
+ * the lock is gone, so the holder must abort its upload and must not register anything.
+ */
+export class SceneLease {
+  readonly sceneId: string;
+  private readonly controller = new AbortController();
+  private slot: number | undefined;
+  private released = false;
+  private readonly heartbeat: NodeJS.Timeout;
+  private readonly onConnectionError: (err: Error) => void;
+  private readonly onConnectionEnd: () => void;
+
+  /** @internal Created by {@link AdvisoryLocks.tryAcquireScene}. */
+  constructor(
+    private readonly client: pg.PoolClient,
+    sceneId: string,
+    heartbeatMs: number,
+    private readonly logger: Logger | undefined,
+  ) {
+    this.sceneId = sceneId;
+    this.onConnectionError = (err) => this.lose(err);
+    this.onConnectionEnd = () => this.lose(new Error('lock connection ended'));
+    client.on('error', this.onConnectionError);
+    client.on('end', this.onConnectionEnd);
+    this.heartbeat = setInterval(() => {
+      this.client.query('SELECT 1').catch((err: unknown) => this.lose(err instanceof Error ? err : new Error(String(err))));
+    }, heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  /** Aborted (reason: a `lock_lost` ScenecacheError) when the lock's connection is lost. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** The upstream slot held, if any. */
+  get upstreamSlot(): number | undefined {
+    return this.slot;
+  }
+
+  /**
+   * Try to take one of the `slots` fleet-wide upstream slots, in random order (so workers don't
+   * all contend for slot 0). Returns the slot number or `undefined` when all are taken.
+   *
+   * @throws ScenecacheError `lock_lost` when the lock connection is gone.
+   */
+  async tryAcquireUpstreamSlot(slots: number): Promise<number | undefined> {
+    this.throwIfLost();
+    if (this.slot !== undefined) return this.slot;
+    const order = Array.from({ length: slots }, (_, i) => i).sort(() => Math.random() - 0.5);
+    for (const i of order) {
+      const res = await this.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [upstreamSlotLockName(i)]);
+      if (res.rows[0]?.ok === true) {
+        this.slot = i;
+        return i;
+      }
+    }
+    return undefined;
+  }
+
+  /** Give the upstream slot back (keeps the scene lock). */
+  async releaseUpstreamSlot(): Promise<void> {
+    if (this.slot === undefined || this.controller.signal.aborted) return;
+    const slot = this.slot;
+    this.slot = undefined;
+    await this.client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [upstreamSlotLockName(slot)]);
+  }
+
+  /** @throws ScenecacheError `lock_lost` when the lock connection is gone. */
+  throwIfLost(): void {
+    if (this.controller.signal.aborted) throw this.controller.signal.reason as Error;
+  }
+
+  /**
+   * Release the slot and the scene lock and return the connection. Idempotent. A broken
+   * connection is destroyed instead of returned (its locks are already gone with the session).
+   */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    clearInterval(this.heartbeat);
+    const broken = this.controller.signal.aborted;
+    try {
+      if (!broken) await this.client.query('SELECT pg_advisory_unlock_all()');
+    } catch (err) {
+      this.logger?.warn({ err, sceneId: this.sceneId }, 'unlock failed; destroying the lock connection');
+      this.client.removeListener('error', this.onConnectionError);
+      this.client.removeListener('end', this.onConnectionEnd);
+      this.client.release(err instanceof Error ? err : true);
+      return;
+    }
+    this.client.removeListener('error', this.onConnectionError);
+    this.client.removeListener('end', this.onConnectionEnd);
+    this.client.release(broken ? true : undefined);
+  }
+
+  private lose(err: Error): void {
+    if (this.controller.signal.aborted || this.released) return;
+    this.logger?.error({ err, sceneId: this.sceneId }, 'scene lock connection lost: the lock is gone');
+    this.controller.abort(new ScenecacheError('lock_lost', `lost the advisory lock of ${this.sceneId}: ${err.message}`, { retryable: true, cause: err }));
+  }
+}
