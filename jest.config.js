@@ -3,7 +3,7 @@
 // spawn the compiled worker and API.
 import { createDefaultEsmPreset } from 'ts-jest';
 
-const preset = createDefaultEsmPreset({ tsconfig: '<rootDir>/tsconfig.eslint.json', isolatedModules: true });
+const preset = createDefaultEsmPreset({ tsconfig: '<rootDir>/tsconfig.eslint.json', });
 const moduleNameMapper = {
   '^@scenecache/migrations$': '<rootDir>/migrations/index.ts',
   '^@scenecache/(.*)$': '<rootDir>/packages/$1/src/index.ts',
@@ -13,6 +13,8 @@ const common = { ...preset, moduleNameMapper, testEnvironment: 'node', roots: ['
 
 /** @type {import('jest').Config} */
 export default {
+  // Integration tests start servers and processes; hooks get the same budget.
+  testTimeout: 120_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['**/*.test.ts'], testPathIgnorePatterns: ['\\.int\\.test\\.ts$', '/dist/', '/node_modules/'] },
     {
@@ -21,7 +23,6 @@ export default {
       testMatch: ['**/*.int.test.ts'],
       testPathIgnorePatterns: ['/dist/', '/node_modules/'],
       globalSetup: '<rootDir>/packages/testing/global-setup.mjs',
-      testTimeout: 120_000,
     },
   ],
 };

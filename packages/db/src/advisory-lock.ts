@@ -19,6 +19,18 @@
 import pg from 'pg';
 import { ScenecacheError, type Logger } from '@scenecache/core';
 
+/**
+ * Whether an error means the connection itself is gone (SQLSTATE class 08 connection exception,
+ * 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, or pg's own "Connection
+ * terminated"), as opposed to an error of the statement.
+ */
+export function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|ECONNRESET|EPIPE|Client has encountered a connection error/i.test(message);
+}
+
 /** The namespaced string a scene lock's key is hashed from. */
 export function sceneLockName(sceneId: string): string {
   return `scene:${sceneId}`;
@@ -72,18 +84,33 @@ export class AdvisoryLocks {
    * @throws pg errors when Postgres is unreachable.
    */
   async tryAcquireScene(sceneId: string): Promise<SceneLease | undefined> {
-    const client = await this.pool.connect();
-    try {
+    return this.withFreshConnection(async (client) => {
       const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [sceneLockName(sceneId)]);
       if (res.rows[0]?.ok !== true) {
         client.release();
         return undefined;
       }
-    } catch (err) {
-      client.release(err instanceof Error ? err : true);
-      throw err;
+      return new SceneLease(client, sceneId, this.heartbeatMs, this.logger);
+    });
+  }
+
+  /**
+   * Run `fn` on a checked-out connection that `fn` releases (or keeps, for a lease). A pooled
+   * idle connection may have died since it was last used (server restart, pg_terminate_backend)
+   * before the pool noticed: on a connection-level error the client is destroyed and `fn` is
+   * tried once more on a new connection.
+   */
+  private async withFreshConnection<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      try {
+        return await fn(client);
+      } catch (err) {
+        client.release(err instanceof Error ? err : true);
+        if (attempt >= 2 || !isConnectionError(err)) throw err;
+        this.logger?.warn({ err }, 'lock connection was dead; retrying on a new one');
+      }
     }
-    return new SceneLease(client, sceneId, this.heartbeatMs, this.logger);
   }
 
   /**
@@ -113,19 +140,19 @@ export class AdvisoryLocks {
   }
 
   private async probe(names: string[]): Promise<boolean> {
-    const client = await this.pool.connect();
-    try {
+    return this.withFreshConnection(async (client) => {
+      let free = false;
       for (const name of names) {
         const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [name]);
         if (res.rows[0]?.ok === true) {
           await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]);
-          return true;
+          free = true;
+          break;
         }
       }
-      return false;
-    } finally {
       client.release();
-    }
+      return free;
+    });
   }
 
   /** Close every lock connection (their locks go with them). */
