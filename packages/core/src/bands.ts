@@ -5,7 +5,7 @@
  * L2A: the same bands resampled into `IMG_DATA/R10m|R20m|R60m/<tile>_<sensing>_<band>_<res>m.jp2`,
  * plus SCL (scene classification), AOT (aerosol optical thickness) and WVP (water vapour); B10
  * (cirrus) is not in L2A. Availability per resolution is taken from the real manifests in
- * shared/fixtures/cdse (stactools_S2_L2A_manifest.safe.xml, cdsetool_S2_L1C_manifest.safe.xml) and
+ * fixtures/cdse (stactools_S2_L2A_manifest.safe.xml, cdsetool_S2_L1C_manifest.safe.xml) and
  * the Sentinel-2 Products Specification Document (ESA, S2-PDGS-TAS-DI-PSD).
  *
  * Band ids: a request names a band by its name (`B04`, `SCL`: the native resolution) or, for L2A,

@@ -111,3 +111,20 @@ export interface DownloadJobResult {
   duration_ms: number;
   message: string;
 }
+
+/**
+ * BullMQ options of every scene download job (plain data, so core needs no bullmq dependency).
+ * Results live in `download_jobs`; BullMQ keeps finished jobs only briefly. Attempts count real
+ * failures only: waiting for another job's download (DelayedError) does not spend one.
+ * See docs.bullmq.io/guide/retrying-failing-jobs and docs.bullmq.io/guide/going-to-production.
+ */
+export const DOWNLOAD_JOB_OPTIONS = Object.freeze({
+  /** Tries per job before it fails for good. */
+  attempts: 5,
+  /** Retry delay: 2 s, 4 s, 8 s, … */
+  backoff: Object.freeze({ type: 'exponential' as const, delay: 2_000 }),
+  /** Keep completed jobs 1 h / at most 10 000 (ages in seconds). */
+  removeOnComplete: Object.freeze({ age: 3_600, count: 10_000 }),
+  /** Keep failed jobs 24 h / at most 10 000. */
+  removeOnFail: Object.freeze({ age: 86_400, count: 10_000 }),
+});

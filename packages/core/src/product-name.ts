@@ -8,7 +8,7 @@
  * MGRS tile 32TNS, discriminator (product generation time) 2024-03-24T13:00:35.
  *
  * Source: ESA Sentinel-2 "Naming Convention" (sentinels.copernicus.eu, Sentinel-2 MSI user guide,
- * "Product naming convention") and the real names in shared/fixtures/cdse/sentinel2_products.tsv.
+ * "Product naming convention") and the real names in fixtures/cdse/sentinel2_products.tsv.
  */
 import { ValidationError } from './errors.js';
 

@@ -9,7 +9,7 @@
  *     <checksum checksumName="SHA3-256">2B25B963…</checksum>
  * ```
  *
- * Source: the real manifests in shared/fixtures/cdse and ESA's SAFE specification. CDSE serves the
+ * Source: the real manifests in fixtures/cdse and ESA's SAFE specification. CDSE serves the
  * file at `Products(<Id>)/Nodes(<SAFE>)/Nodes(manifest.safe)/$value`.
  */
 import type { Band } from './bands.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseProductName, sceneStoragePath, ValidationError } from '@scenecache/core';
 
-const tsv = fileURLToPath(new URL('../../../../shared/fixtures/cdse/sentinel2_products.tsv', import.meta.url));
+const tsv = fileURLToPath(new URL('../../../fixtures/cdse/sentinel2_products.tsv', import.meta.url));
 const rows = readFileSync(tsv, 'utf8')
   .trim()
   .split('\n')
