@@ -1,1 +1,176 @@
-export {};
+/**
+ * `npm run demo` — the whole system end to end on one machine.
+ *
+ * Starts what is not configured (cdse-sim, embedded S3, a fresh database), the API and two worker
+ * processes; enqueues through the HTTP API a burst of 8 tenants × 6 real Sentinel-2 products with
+ * overlapping band sets; shows progress; prints a table per job and a summary; checks the
+ * invariants (each band downloaded once, every job finished, every tenant object byte-identical
+ * to upstream) and exits non-zero when one is broken.
+ *
+ * Flags: `--json FILE` writes `{summary, jobs}`; `--workers N` (2); `--size-scale X` (1 = real
+ * sizes; e.g. 0.01 for a quick run); `--timeout-s N` (900).
+ */
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { createS3Client, ObjectStore } from '@scenecache/storage';
+import { loadSettings, parseProductName, resolveBand } from '@scenecache/core';
+import { createDb, findScene } from '@scenecache/db';
+import { demoRequests, distinctPairs, type DemoRequest } from './demo-plan.js';
+import { REPO_ROOT, startDemoEnvironment } from './demo-environment.js';
+import { fmtMB, jobTable, verifyTenantObjects, type DemoSummary, type JobView } from './demo-report.js';
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'string' },
+    workers: { type: 'string', default: '2' },
+    'size-scale': { type: 'string', default: '1' },
+    'timeout-s': { type: 'string', default: '900' },
+  },
+});
+
+const t0 = Date.now();
+const log = (line: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
+
+async function enqueue(apiUrl: string, requests: readonly DemoRequest[]): Promise<string[]> {
+  return Promise.all(
+    requests.map(async (r) => {
+      const res = await fetch(`${apiUrl}/v1/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+      const body = (await res.json()) as { job_id?: string; error?: { code: string; message: string } };
+      if (res.status !== 202 || !body.job_id) throw new Error(`enqueue ${r.tenant_id} ${r.scene_id} → ${res.status} ${JSON.stringify(body)}`);
+      return body.job_id;
+    }),
+  );
+}
+
+async function fetchJobs(apiUrl: string, ids: ReadonlySet<string>): Promise<JobView[]> {
+  const jobs: JobView[] = [];
+  let cursor: string | null = null;
+  do {
+    const url: string = `${apiUrl}/v1/downloads?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = (await (await fetch(url)).json()) as { items: JobView[]; next_cursor: string | null };
+    jobs.push(...page.items.filter((j) => ids.has(j.job_id)));
+    cursor = page.next_cursor;
+  } while (cursor);
+  return jobs;
+}
+
+async function main(): Promise<number> {
+  const workers = Number(args.workers);
+  const sizeScale = Number(args['size-scale']);
+  const requests = demoRequests(resolve(REPO_ROOT, 'fixtures/cdse/sentinel2_products.tsv'));
+  const pairs = distinctPairs(requests);
+  log(`scenecache demo: ${requests.length} jobs (${new Set(requests.map((r) => r.tenant_id)).size} tenants × ${new Set(requests.map((r) => r.scene_id)).size} products), ${pairs.size} distinct (product, band) pairs`);
+
+  const envr = await startDemoEnvironment({ workers, sizeScale, log });
+  const settings = loadSettings(envr.env);
+  const store = new ObjectStore(createS3Client(settings));
+  const db = createDb(settings.databaseUrl, { max: 2 });
+  try {
+    const ids = await enqueue(envr.apiUrl, requests);
+    const idSet = new Set(ids);
+    log(`enqueued ${ids.length} jobs through POST /v1/downloads`);
+
+    let jobs: JobView[] = [];
+    const deadline = Date.now() + Number(args['timeout-s']) * 1000;
+    let last = '';
+    for (;;) {
+      jobs = await fetchJobs(envr.apiUrl, idSet);
+      const count = (s: JobView['status']) => jobs.filter((j) => j.status === s).length;
+      const done = count('completed') + count('failed');
+      const sim = envr.sim?.counters();
+      const line =
+        `jobs ${done}/${ids.length} done (reused ${jobs.filter((j) => j.cache_status === 'reused').length}, downloaded ${jobs.filter((j) => j.cache_status === 'downloaded').length}, failed ${count('failed')}) · active ${count('active')} · queued ${count('queued')}` +
+        (sim ? ` · upstream ${sim.totals.completed} files ${fmtMB(sim.totals.bytes)}, ${sim.currentConcurrentDownloads} now, peak ${sim.peakConcurrentDownloads}` : '');
+      if (line !== last) log(line);
+      last = line;
+      if (done === ids.length || Date.now() > deadline) break;
+      await sleep(1000);
+    }
+    const wallMs = Date.now() - t0;
+
+    console.log(`\n${jobTable(jobs)}\n`);
+
+    // Upstream truth: the simulator's manifest (or, against real CDSE, the verified cache rows).
+    const simFiles = new Map<string, Promise<{ path: string; sha3_256: string }[]>>();
+    const expected = async (sceneId: string, band: string): Promise<string | undefined> => {
+      if (envr.sim) {
+        if (!simFiles.has(sceneId)) simFiles.set(sceneId, envr.sim.productFiles(sceneId));
+        const b = resolveBand(parseProductName(sceneId).level, band);
+        const files = await simFiles.get(sceneId)!;
+        return files.find((f) => f.path.endsWith(b.fileSuffix) && f.path.includes(`/${b.folder}`))?.sha3_256;
+      }
+      return (await findScene(db, sceneId))?.bands[band]?.sha3_256;
+    };
+    const completed = jobs.filter((j) => j.status === 'completed');
+    log('verifying every tenant object against upstream (SHA3-256 of the bytes)…');
+    let lastShown = 0;
+    const mismatches = await verifyTenantObjects(store, completed, expected, (done, total, bytes) => {
+      if (done === total || Date.now() - lastShown > 2000) {
+        lastShown = Date.now();
+        log(`verified ${done}/${total} tenant objects (${fmtMB(bytes)})`);
+      }
+    });
+
+    const sim = envr.sim?.counters();
+    const perFile = sim ? Object.entries(sim.files).filter(([, c]) => c.completed > 0) : [];
+    const downloadedTwice = perFile.filter(([, c]) => c.completed > 1).map(([k, c]) => `${k} ×${c.completed}`);
+    const jobDownloads = jobs.reduce((n, j) => n + j.bands_downloaded.length, 0);
+    const summary: DemoSummary = {
+      jobs: jobs.length,
+      completed: completed.length,
+      failed: jobs.filter((j) => j.status === 'failed').length,
+      reused: jobs.filter((j) => j.cache_status === 'reused').length,
+      downloaded: jobs.filter((j) => j.cache_status === 'downloaded').length,
+      upstream_file_downloads: sim ? sim.totals.completed : jobDownloads,
+      distinct_pairs: pairs.size,
+      upstream_bytes: sim ? sim.totals.bytes : jobs.reduce((n, j) => n + j.bytes_downloaded, 0),
+      delivered_bytes: completed.reduce((n, j) => n + j.bytes_copied, 0),
+      wall_ms: wallMs,
+    };
+
+    const broken: string[] = [];
+    if (jobs.length !== ids.length || summary.completed + summary.failed !== ids.length) broken.push(`${ids.length - summary.completed - summary.failed} job(s) not finished`);
+    if (summary.failed > 0) broken.push(`${summary.failed} job(s) failed: ${jobs.filter((j) => j.error).map((j) => `${j.tenant_id}/${j.scene_id}: ${j.error!.code}`).join('; ')}`);
+    if (downloadedTwice.length > 0) broken.push(`band files downloaded more than once: ${downloadedTwice.join(', ')}`);
+    if (envr.freshCache ? summary.upstream_file_downloads !== pairs.size : summary.upstream_file_downloads > pairs.size) {
+      broken.push(`upstream file downloads ${summary.upstream_file_downloads} ≠ distinct pairs ${pairs.size}`);
+    }
+    if (sim && jobDownloads !== sim.totals.completed) broken.push(`jobs report ${jobDownloads} band downloads, upstream served ${sim.totals.completed}`);
+    if (sim && sim.peakConcurrentDownloads > settings.upstreamConcurrency) broken.push(`peak upstream concurrency ${sim.peakConcurrentDownloads} > ${settings.upstreamConcurrency}`);
+    broken.push(...mismatches);
+
+    const saved = summary.delivered_bytes - summary.upstream_bytes;
+    console.log(
+      [
+        '',
+        'summary',
+        `  jobs                     ${summary.jobs} (completed ${summary.completed}, failed ${summary.failed})`,
+        `  cache_status             reused ${summary.reused}, downloaded ${summary.downloaded}`,
+        `  upstream file downloads  ${summary.upstream_file_downloads}  vs distinct (product, band) pairs ${summary.distinct_pairs}${sim ? `  (peak ${sim.peakConcurrentDownloads} concurrent, cap ${settings.upstreamConcurrency})` : ''}`,
+        `  upstream bytes           ${fmtMB(summary.upstream_bytes)}  vs delivered to tenants ${fmtMB(summary.delivered_bytes)}  (saved ${fmtMB(saved)}, ${(summary.delivered_bytes / Math.max(1, summary.upstream_bytes)).toFixed(2)}× fan-out)`,
+        `  tenant objects verified  ${completed.reduce((n, j) => n + Object.keys(j.objects ?? {}).length, 0)} byte-identical to upstream${mismatches.length ? ` — ${mismatches.length} MISMATCH(ES)` : ''}`,
+        `  wall time                ${(wallMs / 1000).toFixed(1)} s`,
+        broken.length === 0 ? '  invariants               all hold' : `  INVARIANTS BROKEN:\n${broken.map((b) => `    - ${b}`).join('\n')}`,
+      ].join('\n'),
+    );
+    if (args.json) {
+      writeFileSync(args.json, JSON.stringify({ summary, invariants_broken: broken, jobs }, null, 2));
+      log(`wrote ${args.json}`);
+    }
+    return broken.length === 0 ? 0 : 1;
+  } finally {
+    await db.destroy();
+    log('stopping the API, the workers and the simulator…');
+    await envr.stop();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error('demo failed:', err);
+    process.exit(2);
+  },
+);

@@ -1,1 +1,43 @@
-export {};
+/**
+ * `npm run worker`: one worker process of the fleet. Several may run at once, on one machine or
+ * many; they coordinate only through Postgres (advisory locks, the cache tables) and Redis.
+ */
+import { createLogger, loadSettings, ScenecacheError, type Settings } from '@scenecache/core';
+import { startHealthServer } from './health-server.js';
+import { installShutdown } from './shutdown.js';
+import { startWorkerRuntime } from './worker-runtime.js';
+
+async function main(): Promise<void> {
+  let settings: Settings;
+  try {
+    settings = loadSettings();
+  } catch (err) {
+    console.error(err instanceof ScenecacheError ? err.message : err);
+    process.exit(2);
+  }
+  const logger = createLogger('worker', settings.logLevel);
+  const runtime = await startWorkerRuntime(settings, logger);
+  let closing = false;
+  const health = await startHealthServer(settings.workerMetricsPort, {
+    healthy: () => !closing && runtime.worker.isRunning() && runtime.connection.status === 'ready',
+  });
+  logger.info({ healthPort: health.port }, 'health endpoint listening');
+
+  installShutdown(
+    {
+      onStart: () => {
+        closing = true;
+      },
+      drain: () => runtime.worker.close(),
+      cancel: () => runtime.worker.cancelAllJobs('shutdown'),
+      steps: [{ name: 'health server', close: () => new Promise((resolve) => health.server.close(resolve)) }, ...runtime.closeSteps],
+    },
+    settings.shutdownTimeoutMs,
+    logger,
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error('worker failed to start:', err);
+  process.exit(1);
+});

@@ -1,0 +1,74 @@
+/**
+ * A worker process's resources, wired once: S3 (configured or embedded), the database pool, the
+ * lock pool, Redis, the queue handle used to wake waiters, the CDSE client and the BullMQ worker.
+ * `main.ts` runs one per process; tests run one in-process the same way.
+ */
+import { hostname } from 'node:os';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { SCENE_DOWNLOAD_QUEUE, type Logger, type Settings } from '@scenecache/core';
+import { AdvisoryLocks, createDb } from '@scenecache/db';
+import { CdseClient } from '@scenecache/copernicus';
+import { createS3Client, ObjectStore, resolveS3Endpoint } from '@scenecache/storage';
+import { startDownloadWorker, type DownloadWorkerOptions } from './download-worker.js';
+import { checkRedisEvictionPolicy } from './redis-policy.js';
+import { SceneWaiters } from './scene-waiters.js';
+import type { WorkerDeps } from './scene-download.processor.js';
+import type { ShutdownStep } from './shutdown.js';
+
+/** A running worker and what it owns. */
+export interface WorkerRuntime {
+  deps: WorkerDeps;
+  worker: ReturnType<typeof startDownloadWorker>;
+  /** The BullMQ connection (ready = connected). */
+  connection: Redis;
+  /** Resources to close after the worker has drained, in order. */
+  closeSteps: ShutdownStep[];
+  /** Drain the worker and close everything (for tests; processes use the shutdown plan). */
+  close(): Promise<void>;
+}
+
+/**
+ * Wire and start a worker.
+ * @throws when S3, Postgres or Redis cannot be reached at start.
+ */
+export async function startWorkerRuntime(settings: Settings, logger: Logger, options: DownloadWorkerOptions = {}): Promise<WorkerRuntime> {
+  const workerId = `${hostname()}:${process.pid}`;
+  const s3 = await resolveS3Endpoint(settings, logger);
+  const store = new ObjectStore(createS3Client({ ...settings, s3Endpoint: s3.endpoint }));
+  await store.ensureBucket(settings.globalBucket);
+
+  const concurrency = options.concurrency ?? settings.workerConcurrency;
+  const db = createDb(settings.databaseUrl, { max: concurrency + 2, applicationName: `scenecache-worker ${workerId}` });
+  const locks = new AdvisoryLocks({ connectionString: settings.lockDatabaseUrl, maxConnections: concurrency + 2, logger });
+  // Workers wait for Redis forever (maxRetriesPerRequest: null) instead of failing jobs.
+  const connection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  connection.on('error', (err) => logger.warn({ err }, 'redis error'));
+  await checkRedisEvictionPolicy(connection, logger);
+  const queue = new Queue(SCENE_DOWNLOAD_QUEUE, { connection, prefix: settings.queuePrefix });
+  queue.on('error', (err) => logger.error({ err }, 'queue error'));
+  const waiters = new SceneWaiters(connection, queue, settings.queuePrefix, logger);
+  const cdse = new CdseClient({ settings, redis: connection, logger });
+
+  const deps: WorkerDeps = { settings, db, locks, store, cdse, waiters, logger, workerId };
+  const worker = startDownloadWorker(deps, connection, options);
+  const closeSteps: ShutdownStep[] = [
+    { name: 'queue', close: () => queue.close() },
+    { name: 'cdse client', close: () => Promise.resolve(cdse.close()) },
+    { name: 'locks', close: () => locks.close() },
+    { name: 'database', close: () => db.destroy() },
+    { name: 'redis', close: () => connection.quit() },
+    { name: 'embedded s3', close: () => s3.close() },
+  ];
+  logger.info({ workerId, concurrency, upstreamConcurrency: settings.upstreamConcurrency, s3Endpoint: s3.endpoint }, 'worker started');
+  return {
+    deps,
+    worker,
+    connection,
+    closeSteps,
+    async close() {
+      await worker.close();
+      for (const step of closeSteps) await step.close();
+    },
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * The whole pipeline for one test file, on real services: its own database (cloned from the
+ * migrated template), its own buckets on s3rver (or S3_ENDPOINT), its own BullMQ prefix on the
+ * local Redis, cdse-sim (small files), the real API (buildApp) to enqueue through HTTP, and
+ * workers either in this process or as spawned `apps/worker/dist/main.js` processes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { startCdseSim, type CdseSim, type CdseSimOptions } from '@scenecache/cdse-sim';
+import { createLogger, loadSettings, type Settings } from '@scenecache/core';
+import { findJobById, type DownloadJobRow } from '@scenecache/db';
+import { createTestDatabase, startTestS3, type TestS3 } from '@scenecache/testing';
+import { buildApp } from '../../api/src/app.js';
+import { createDownloadQueue, createProducerRedis } from '../../api/src/download-queue.js';
+import { startWorkerRuntime, type WorkerRuntime } from '../src/worker-runtime.js';
+
+const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface PipelineHarness {
+  settings: Settings;
+  /** Settings as environment variables, for spawned workers. */
+  env: Record<string, string>;
+  db: Awaited<ReturnType<typeof createTestDatabase>>['db'];
+  dbUrl: string;
+  s3: TestS3;
+  sim: CdseSim;
+  app: FastifyInstance;
+  queue: ReturnType<typeof createDownloadQueue>;
+  /** POST /v1/downloads; returns status and body. */
+  enqueue(body: Record<string, unknown>): Promise<{ status: number; body: { job_id?: string; error?: { code: string; field?: string } } }>;
+  startWorker(concurrency?: number): Promise<WorkerRuntime>;
+  spawnWorker(env?: Record<string, string>): ChildProcess;
+  /** Poll download_jobs until every id is completed or failed. */
+  waitForJobs(ids: readonly string[], timeoutMs?: number): Promise<DownloadJobRow[]>;
+  close(): Promise<void>;
+}
+
+export async function startPipelineHarness(options: { simOptions?: Partial<CdseSimOptions>; env?: Record<string, string> } = {}): Promise<PipelineHarness> {
+  const tdb = await createTestDatabase();
+  const s3 = await startTestS3();
+  const sim = await startCdseSim({ sizeScale: 0.002, logLevel: 'silent', ...options.simOptions });
+  const env: Record<string, string> = {
+    DATABASE_URL: tdb.url,
+    REDIS_URL,
+    QUEUE_PREFIX: `test-${randomUUID()}`,
+    ...s3.env,
+    GLOBAL_BUCKET: s3.uniqueBucket('global'),
+    TENANT_BUCKET_PREFIX: `t${randomUUID().slice(0, 8)}-`,
+    CDSE_TOKEN_URL: sim.urls.tokenUrl,
+    CDSE_CATALOGUE_URL: sim.urls.catalogueUrl,
+    CDSE_DOWNLOAD_URL: sim.urls.downloadUrl,
+    CDSE_USERNAME: sim.credentials.username,
+    CDSE_PASSWORD: sim.credentials.password,
+    UPSTREAM_CONCURRENCY: '4',
+    WORKER_CONCURRENCY: '4',
+    WORKER_METRICS_PORT: '0',
+    WAITER_FALLBACK_DELAY_MS: '5000',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...options.env,
+  };
+  const settings = loadSettings(env);
+  const logger = createLogger('test', settings.logLevel);
+  const redis = createProducerRedis(settings.redisUrl, logger);
+  const queue = createDownloadQueue(redis, settings.queuePrefix, logger);
+  const app = await buildApp({ settings, db: tdb.db, queue, redis, logger });
+  const apiUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+  const runtimes: WorkerRuntime[] = [];
+  const children: ChildProcess[] = [];
+
+  return {
+    settings,
+    env,
+    db: tdb.db,
+    dbUrl: tdb.url,
+    s3,
+    sim,
+    app,
+    queue,
+    async enqueue(body) {
+      const res = await fetch(`${apiUrl}/v1/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { job_id?: string; error?: { code: string; field?: string } } };
+    },
+    async startWorker(concurrency) {
+      const rt = await startWorkerRuntime(settings, createLogger('worker', settings.logLevel), concurrency ? { concurrency } : {});
+      runtimes.push(rt);
+      return rt;
+    },
+    spawnWorker(extra = {}) {
+      const child = spawn(process.execPath, [resolve(REPO, 'apps/worker/dist/main.js')], { env: { ...process.env, ...env, ...extra }, stdio: ['ignore', 'ignore', 'inherit'] });
+      children.push(child);
+      return child;
+    },
+    async waitForJobs(ids, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const rows = await Promise.all(ids.map((id) => findJobById(tdb.db, id)));
+        if (rows.every((r) => r && (r.status === 'completed' || r.status === 'failed'))) return rows as DownloadJobRow[];
+        if (Date.now() > deadline) {
+          const pending = rows.filter((r) => !r || (r.status !== 'completed' && r.status !== 'failed')).length;
+          throw new Error(`${pending} of ${ids.length} jobs not finished after ${timeoutMs} ms`);
+        }
+        await sleep(50);
+      }
+    },
+    async close() {
+      await Promise.all(
+        children.map(async (c) => {
+          if (c.exitCode !== null || c.signalCode !== null) return;
+          const exited = new Promise((r) => c.once('exit', r));
+          c.kill('SIGTERM');
+          await exited;
+        }),
+      );
+      for (const rt of runtimes) await rt.close();
+      await app.close();
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      redis.disconnect();
+      await sim.close();
+      await s3.close();
+      await tdb.drop();
+    },
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * The pipeline end to end on real services (Postgres, Redis, s3rver, cdse-sim), one in-process
+ * worker, jobs enqueued through the API: download, reuse, partial reuse, invalid input.
+ */
+import { createHash } from 'node:crypto';
+import { DOWNLOAD_JOB_OPTIONS, resolveBand, parseProductName, SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
+import { findScene } from '@scenecache/db';
+import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
+
+const L1C = 'S2A_MSIL1C_20210908T042701_N0301_R133_T46RER_20210908T070248';
+const L2A = 'S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454';
+
+async function sha3Of(stream: AsyncIterable<unknown>): Promise<{ sha3: string; bytes: number }> {
+  const h = createHash('sha3-256');
+  let bytes = 0;
+  for await (const c of stream) {
+    h.update(c as Buffer);
+    bytes += (c as Buffer).length;
+  }
+  return { sha3: h.digest('hex'), bytes };
+}
+
+describe('scene download pipeline', () => {
+  let h: PipelineHarness;
+
+  beforeAll(async () => {
+    h = await startPipelineHarness();
+    await h.startWorker();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  /** The sim's truth for a band of a product: path, size, sha3. */
+  async function upstreamFile(scene: string, band: string) {
+    const b = resolveBand(parseProductName(scene).level, band);
+    const files = await h.sim.productFiles(scene);
+    return files.find((f) => f.path.endsWith(b.fileSuffix) && f.path.includes(`/${b.folder}`))!;
+  }
+
+  async function run(body: Record<string, unknown>) {
+    const res = await h.enqueue(body);
+    expect(res.status).toBe(202);
+    const [row] = await h.waitForJobs([res.body.job_id!]);
+    return row!;
+  }
+
+  it('downloads a new product once: objects in both buckets, bytes equal to upstream, result complete', async () => {
+    const row = await run({ tenant_id: 'alpha', scene_id: `${L1C}.SAFE`, bands: ['B04', 'B08'] });
+    const files = { B04: await upstreamFile(L1C, 'B04'), B08: await upstreamFile(L1C, 'B08') };
+    const total = files.B04.size + files.B08.size;
+    expect(row).toMatchObject({
+      status: 'completed',
+      cache_status: 'downloaded',
+      scene_id: L1C,
+      tenant_id: 'alpha',
+      bands_requested: ['B04', 'B08'],
+      bands_downloaded: ['B04', 'B08'],
+      bands_reused: [],
+      bytes_downloaded: total,
+      bytes_copied: total,
+      attempts: 1,
+      error_code: null,
+    });
+    expect(row.worker_id).toMatch(/:\d+$/);
+    expect(row.started_at).toBeInstanceOf(Date);
+    expect(row.finished_at!.getTime()).toBeGreaterThanOrEqual(row.started_at!.getTime());
+    expect(row.duration_ms).toBeGreaterThanOrEqual(0);
+    expect(row.message).toMatch(/downloaded 2 band/);
+
+    const tenantBucket = `${h.settings.tenantBucketPrefix}alpha`;
+    for (const band of ['B04', 'B08'] as const) {
+      const url = row.objects![band]!;
+      expect(url.startsWith(`s3://${tenantBucket}/sentinel-2/L1C/46RER/2021/09/08/${L1C}/`)).toBe(true);
+      const key = url.slice(`s3://${tenantBucket}/`.length);
+      for (const bucket of [h.settings.globalBucket, tenantBucket]) {
+        const got = await sha3Of(await h.s3.store.getObjectStream(bucket, key));
+        expect(got).toEqual({ sha3: files[band].sha3_256, bytes: files[band].size });
+      }
+      expect(h.sim.downloadsOf(L1C, files[band].path.slice(files[band].path.lastIndexOf('/')))).toMatchObject({ started: 1, completed: 1 });
+    }
+    const cache = await findScene(h.db, L1C);
+    expect(cache).toMatchObject({ is_valid: true, download_count: 0, storage_bucket: h.settings.globalBucket, product_level: 'L1C', tile: '46RER', sensing_date: '2021-09-08', total_bytes: total });
+    expect(Object.keys(cache!.bands).sort()).toEqual(['B04', 'B08']);
+    expect(cache!.bands.B04!.sha3_256).toBe(files.B04.sha3_256);
+
+    // The BullMQ return value is the same result.
+    const job = await h.queue.getJob(row.id);
+    expect(job?.returnvalue).toMatchObject({ scene_id: L1C, tenant_id: 'alpha', cache_status: 'downloaded', bands_downloaded: ['B04', 'B08'], bytes_downloaded: total, objects: row.objects });
+  });
+
+  it('serves a second tenant from the cache: reused, zero upstream downloads, download_count + 1', async () => {
+    const before = h.sim.counters();
+    const row = await run({ tenant_id: 'bravo', scene_id: L1C, bands: ['B08', 'B04'] });
+    expect(row).toMatchObject({ status: 'completed', cache_status: 'reused', bands_downloaded: [], bands_reused: ['B08', 'B04'], bytes_downloaded: 0 });
+    expect(row.bytes_copied).toBeGreaterThan(0);
+    const after = h.sim.counters();
+    expect(after.totals.started).toBe(before.totals.started);
+    expect(after.catalogueRequests).toBe(before.catalogueRequests);
+    expect(after.manifestRequests).toBe(before.manifestRequests);
+    expect((await findScene(h.db, L1C))!.download_count).toBe(1);
+    expect((await findScene(h.db, L1C))!.last_accessed_at).toBeInstanceOf(Date);
+    const key = row.objects!.B04!.slice(`s3://${h.settings.tenantBucketPrefix}bravo/`.length);
+    expect(await h.s3.store.headObject(`${h.settings.tenantBucketPrefix}bravo`, key)).toMatchObject({ size: (await upstreamFile(L1C, 'B04')).size });
+  });
+
+  it('partial reuse: B04 cached, B02 new → downloaded, bands_reused=[B04], bands_downloaded=[B02]', async () => {
+    const first = await run({ tenant_id: 'charlie', scene_id: L2A, bands: ['B04'] });
+    expect(first.cache_status).toBe('downloaded');
+    const row = await run({ tenant_id: 'delta', scene_id: L2A, bands: ['B04', 'B02'] });
+    expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_reused: ['B04'], bands_downloaded: ['B02'] });
+    const b02 = await upstreamFile(L2A, 'B02');
+    expect(row.bytes_downloaded).toBe(b02.size);
+    expect(b02.path).toMatch(/IMG_DATA\/R10m\/T29UNU_\d{8}T\d{6}_B02_10m\.jp2$/);
+    for (const band of ['B04', 'B02']) {
+      const f = await upstreamFile(L2A, band);
+      expect(h.sim.downloadsOf(L2A, f.path.slice(f.path.lastIndexOf('/')))).toMatchObject({ completed: 1 });
+    }
+  });
+
+  describe('invalid job payloads fail at once with a clear code, nothing downloaded, no retries', () => {
+    it.each([
+      ['bad product name', { tenant_id: 'echo', scene_id: 'S2X_MSIL1C_garbage', bands: ['B04'] }, 'invalid_product_name'],
+      ['unknown band', { tenant_id: 'echo', scene_id: L1C, bands: ['B13'] }, 'unknown_band'],
+      ['band absent at the level', { tenant_id: 'echo', scene_id: L1C, bands: ['SCL'] }, 'band_not_in_level'],
+      ['bad tenant id', { tenant_id: 'Echo.Corp', scene_id: L1C, bands: ['B04'] }, 'invalid_tenant_id'],
+      ['missing field', { tenant_id: 'echo', bands: ['B04'] }, 'invalid_payload'],
+    ])('%s → %s', async (_why, data, code) => {
+      const before = h.sim.counters();
+      // Straight into BullMQ (the API would refuse these): the worker must validate again.
+      const job = await h.queue.add(SCENE_DOWNLOAD_QUEUE, { ...data, enqueued_at: new Date().toISOString() } as never, { ...DOWNLOAD_JOB_OPTIONS });
+      const [row] = await h.waitForJobs([job.id!]);
+      expect(row).toMatchObject({ status: 'failed', error_code: code, attempts: 1 });
+      expect(row!.error_message).toBeTruthy();
+      const failed = await h.queue.getJob(job.id!);
+      expect(failed?.attemptsMade).toBe(1);
+      expect(await failed?.getState()).toBe('failed');
+      expect(h.sim.counters().totals.started).toBe(before.totals.started);
+      expect(h.sim.counters().catalogueRequests).toBe(before.catalogueRequests);
+    });
+
+    it('the API refuses the same input with 400 and enqueues nothing', async () => {
+      const before = await h.queue.getJobCounts();
+      const res = await h.enqueue({ tenant_id: 'echo', scene_id: L1C, bands: ['SCL'] });
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'band_not_in_level', field: 'bands[0]' });
+      expect(await h.queue.getJobCounts()).toEqual(before);
+    });
+  });
+});

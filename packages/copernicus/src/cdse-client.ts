@@ -1,0 +1,156 @@
+/**
+ * `CdseClient`: the CDSE operations the download pipeline needs, wired from settings — catalogue
+ * lookup, `manifest.safe`, locating a band's file, and verified band streaming — over one shared
+ * token provider and one set of keep-alive agents.
+ */
+import type { Redis } from 'ioredis';
+import type { Band, Logger, SafeFile, SentinelProduct, Settings } from '@scenecache/core';
+import { openVerifiedFileStream, type VerifiedFileRequest, type VerifiedFileStream } from './band-download.js';
+import { CdseTokenProvider, type CdseTokenProviderOptions } from './cdse-token.js';
+import { fetchProductManifest, locateBandFile } from './product-manifest.js';
+import { lookupProduct, type CdseProduct } from './product-lookup.js';
+import { resolveRetryOptions, type RetryOptions } from './retry-policy.js';
+import { createKeepAliveAgents, type KeepAliveAgents } from './upstream-http.js';
+
+/** The settings a {@link CdseClient} reads. */
+export type CdseSettings = Pick<
+  Settings,
+  'cdseTokenUrl' | 'cdseCatalogueUrl' | 'cdseDownloadUrl' | 'cdseUsername' | 'cdsePassword' | 'cdseTotp' | 'queuePrefix'
+>;
+
+/** Token tuning passed through to {@link CdseTokenProvider} (each option documents its default). */
+export type CdseTokenTuning = Pick<
+  CdseTokenProviderOptions,
+  'refreshMarginMs' | 'lockTtlMs' | 'lockWaitMs' | 'lockPollMs' | 'requestTimeoutMs' | 'clientId'
+>;
+
+/** Options of {@link CdseClient}. */
+export interface CdseClientOptions {
+  readonly settings: CdseSettings;
+  /** Holds the fleet's shared token (any connection; commands are short). */
+  readonly redis: Redis;
+  readonly logger: Logger;
+  /** Prefix of the token's Redis keys; every process of a fleet must use the same. @defaultValue `settings.queuePrefix` */
+  readonly keyPrefix?: string | undefined;
+  /** Retry budgets and delays of downloads; see {@link RetryOptions} for each default. */
+  readonly retry?: Partial<RetryOptions> | undefined;
+  readonly token?: CdseTokenTuning | undefined;
+  /** Timeout of a catalogue lookup (ms). @defaultValue 30000 */
+  readonly lookupTimeoutMs?: number | undefined;
+  /** Keep-alive sockets per upstream host. @defaultValue 64 */
+  readonly maxSockets?: number | undefined;
+  /** Jitter source in `[0, 1)`, for tests. @defaultValue `Math.random` */
+  readonly random?: (() => number) | undefined;
+}
+
+/** Options common to the client's calls. */
+export interface CdseCallOptions {
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * The CDSE client. One per process; `close()` at shutdown.
+ *
+ * ```ts
+ * const cdse = new CdseClient({ settings, redis, logger });
+ * const product = parseProductName(sceneId);
+ * const entry = await cdse.lookupProduct(product);
+ * const files = await cdse.getManifest(entry.Id, product.safeName);
+ * const file = cdse.locateBandFile(files, resolveBand(product.level, 'B04'), product.safeName);
+ * const stream = cdse.openBandFile({ productId: entry.Id, safeName: product.safeName, file, signal });
+ * await upload(stream); // fails, not ends, when the bytes do not match the manifest
+ * ```
+ */
+export class CdseClient {
+  /** The shared token provider (also for callers that talk to CDSE themselves). */
+  readonly tokens: CdseTokenProvider;
+  readonly #settings: CdseSettings;
+  readonly #logger: Logger;
+  readonly #retry: Readonly<RetryOptions>;
+  readonly #agents: KeepAliveAgents;
+  readonly #lookupTimeoutMs: number | undefined;
+  readonly #random: (() => number) | undefined;
+
+  constructor(options: CdseClientOptions) {
+    this.#settings = options.settings;
+    this.#logger = options.logger.child({ component: 'cdse' });
+    this.#retry = resolveRetryOptions(options.retry);
+    this.#agents = createKeepAliveAgents(options.maxSockets);
+    this.#lookupTimeoutMs = options.lookupTimeoutMs;
+    this.#random = options.random;
+    this.tokens = new CdseTokenProvider({
+      ...options.token,
+      redis: options.redis,
+      tokenUrl: options.settings.cdseTokenUrl,
+      username: options.settings.cdseUsername,
+      password: options.settings.cdsePassword,
+      totp: options.settings.cdseTotp,
+      keyPrefix: options.keyPrefix ?? options.settings.queuePrefix,
+      logger: this.#logger,
+      agent: this.#agents.choose,
+    });
+  }
+
+  /**
+   * The catalogue entry of a product (no token needed).
+   * @param product - a parsed name, or a SAFE name `<sceneId>.SAFE`.
+   * @throws UpstreamError `product_not_found` (not retryable), `upstream_unavailable`,
+   *   `upstream_rate_limited` — see `lookupProduct`.
+   */
+  async lookupProduct(product: SentinelProduct | string, options: CdseCallOptions = {}): Promise<CdseProduct> {
+    const safeName = typeof product === 'string' ? (product.endsWith('.SAFE') ? product : `${product}.SAFE`) : product.safeName;
+    return lookupProduct(safeName, {
+      catalogueUrl: this.#settings.cdseCatalogueUrl,
+      agent: this.#agents.choose,
+      signal: options.signal,
+      timeoutMs: this.#lookupTimeoutMs,
+    });
+  }
+
+  /**
+   * Every file of a product with its size and SHA3-256, from its `manifest.safe`.
+   * @throws UpstreamError — see `fetchProductManifest`.
+   */
+  async getManifest(productId: string, safeName: string, options: CdseCallOptions = {}): Promise<SafeFile[]> {
+    return fetchProductManifest(productId, safeName, {
+      downloadUrl: this.#settings.cdseDownloadUrl,
+      tokens: this.tokens,
+      retry: this.#retry,
+      agent: this.#agents.choose,
+      signal: options.signal,
+      logger: this.#logger,
+      random: this.#random,
+    });
+  }
+
+  /**
+   * The manifest entry of a band's file.
+   * @throws UpstreamError `band_not_in_product` (not retryable) when the product lacks it.
+   */
+  locateBandFile(files: readonly SafeFile[], band: Band, safeName: string): SafeFile {
+    return locateBandFile(files, band, safeName);
+  }
+
+  /**
+   * A verified stream of one file (see `VerifiedFileStream` for its errors). Its `result` promise
+   * gives the byte count and SHA3-256 once verified, before the stream ends.
+   */
+  openBandFile(request: VerifiedFileRequest): VerifiedFileStream {
+    return openVerifiedFileStream(
+      {
+        downloadUrl: this.#settings.cdseDownloadUrl,
+        tokens: this.tokens,
+        retry: this.#retry,
+        agent: this.#agents.choose,
+        logger: this.#logger.child({ productId: request.productId, file: request.file.path }),
+        random: this.#random,
+      },
+      request,
+    );
+  }
+
+  /** Close idle keep-alive sockets. The Redis connection is the caller's. */
+  close(): void {
+    this.#agents.destroy();
+  }
+}
