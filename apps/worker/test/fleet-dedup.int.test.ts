@@ -1,0 +1,83 @@
+/**
+ * 30 tenants ask for the same product at once; two spawned worker processes (4 slots each, so 8
+ * slots for 30 jobs) serve them. Exactly one upstream download per band, every job completed, the
+ * upstream cap held — and the 29 jobs that wait for the download get out of the way (delayed)
+ * instead of sitting in worker slots: while the download runs, 1 job is active and 29 delayed.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import { parseProductName, resolveBand } from '@scenecache/core';
+import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
+
+const PRODUCT = 'S2B_MSIL2A_20240324T101649_N0510_R065_T32TNS_20240324T130035';
+const BANDS = ['B02', 'B03', 'B04', 'B08'];
+const TENANTS = Array.from({ length: 30 }, (_, i) => `tenant-${String(i + 1).padStart(2, '0')}`);
+
+interface Sample {
+  active: number;
+  delayed: number;
+  downloading: number;
+}
+
+describe('30 tenants, one product, two worker processes', () => {
+  let h: PipelineHarness;
+
+  beforeAll(async () => {
+    // Slow the upstream (~1 MB at 400 kB/s ≈ 2.5 s) so the waiting state is long enough to observe.
+    h = await startPipelineHarness({ simOptions: { bytesPerSecond: 400_000 }, env: { WORKER_CONCURRENCY: '4', UPSTREAM_CONCURRENCY: '2' } });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('downloads each band once, completes every job, and keeps waiters out of worker slots', async () => {
+    const workers = [h.spawnWorker(), h.spawnWorker()];
+    const ids = (await Promise.all(TENANTS.map((tenant) => h.enqueue({ tenant_id: tenant, scene_id: PRODUCT, bands: BANDS })))).map((r) => {
+      expect(r.status).toBe(202);
+      return r.body.job_id!;
+    });
+
+    const samples: Sample[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const counts = await h.queue.getJobCounts('active', 'delayed');
+        samples.push({ active: counts.active ?? 0, delayed: counts.delayed ?? 0, downloading: h.sim.counters().currentConcurrentDownloads });
+        await sleep(20);
+      }
+    })();
+    const rows = await h.waitForJobs(ids, 90_000);
+    sampling = false;
+    await sampler;
+
+    // Every job completed; one downloaded, 29 reused.
+    expect(rows.map((r) => r.status)).toEqual(ids.map(() => 'completed'));
+    expect(rows.filter((r) => r.cache_status === 'downloaded')).toHaveLength(1);
+    expect(rows.filter((r) => r.cache_status === 'reused')).toHaveLength(29);
+    expect(new Set(rows.map((r) => r.worker_id)).size).toBeGreaterThanOrEqual(1);
+
+    // Exactly one upstream download per band, and the cap held.
+    const level = parseProductName(PRODUCT).level;
+    for (const band of BANDS) {
+      const b = resolveBand(level, band);
+      expect(h.sim.downloadsOf(PRODUCT, b.fileSuffix)).toMatchObject({ started: 1, completed: 1 });
+    }
+    const counters = h.sim.counters();
+    expect(counters.totals.completed).toBe(BANDS.length);
+    expect(counters.peakConcurrentDownloads).toBeLessThanOrEqual(h.settings.upstreamConcurrency);
+    expect(counters.tokenLogins).toBe(1);
+
+    // Nobody sat in a worker slot waiting: during the download there was a moment with the
+    // downloader alone active and all 29 others delayed (8 slots could never hold 29 blocked jobs).
+    const during = samples.filter((s) => s.downloading > 0);
+    expect(during.length).toBeGreaterThan(5);
+    expect(during.some((s) => s.active === 1 && s.delayed === 29)).toBe(true);
+    const waited = rows.filter((r) => r.waits > 0);
+    expect(waited.length).toBeGreaterThanOrEqual(29 - 7);
+
+    // No advisory lock left behind once the fleet is idle.
+    const locks = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()`.execute(h.db);
+    expect(locks.rows[0]!.n).toBe(0);
+    expect(workers.every((w) => w.exitCode === null)).toBe(true);
+  });
+});
