@@ -1,1 +1,64 @@
-export {};
+/**
+ * The API process (`npm run api`): settings, Postgres pool, producer Redis connection and queue,
+ * S3 client for the readiness check, the Fastify app on API_HOST:API_PORT, and an ordered shutdown.
+ */
+import { createLogger, loadSettings, type Settings } from '@scenecache/core';
+import { createDb } from '@scenecache/db';
+import { createS3Client, ObjectStore, resolveS3Endpoint } from '@scenecache/storage';
+import { buildApp } from './app.js';
+import { createDownloadQueue, createProducerRedis } from './download-queue.js';
+import { installShutdown } from './shutdown.js';
+
+/** Key HEADed in the global bucket by `/readyz`: any answer but an error proves S3 serves us. */
+const S3_PROBE_KEY = '.scenecache-readyz';
+
+async function main(settings: Settings): Promise<void> {
+  const logger = createLogger('api', settings.logLevel);
+  const db = createDb(settings.databaseUrl, { max: 10, applicationName: 'scenecache-api', connectionTimeoutMillis: 3_000, logger });
+  const redis = createProducerRedis(settings.redisUrl, logger);
+  const queue = createDownloadQueue(redis, settings.queuePrefix, logger);
+  const s3Endpoint = await resolveS3Endpoint(settings, logger);
+  const s3 = createS3Client({ ...settings, s3Endpoint: s3Endpoint.endpoint });
+  const store = new ObjectStore(s3, { logger });
+
+  const app = buildApp({
+    settings,
+    db,
+    queue,
+    redis,
+    logger,
+    checks: {
+      // TODO(storage): a public ObjectStore.headBucket would check the bucket itself; HeadObject of
+      // a probe key answers 404 for a missing key or bucket and fails only when S3 is unreachable
+      // or refuses our credentials.
+      s3: () => store.headObject(settings.globalBucket, S3_PROBE_KEY),
+    },
+  });
+
+  installShutdown(
+    [
+      { name: 'readiness', close: () => Promise.resolve(app.readiness.beginShutdown()) },
+      { name: 'http', close: () => app.close() },
+      { name: 'queue', close: () => queue.close() },
+      { name: 'redis', close: () => redis.quit().catch(() => redis.disconnect()) },
+      { name: 's3', close: async () => { s3.destroy(); await s3Endpoint.close(); } },
+      { name: 'postgres', close: () => db.destroy() },
+    ],
+    settings.shutdownTimeoutMs,
+    logger,
+  );
+
+  await app.listen({ host: settings.apiHost, port: settings.apiPort });
+}
+
+let settings: Settings;
+try {
+  settings = loadSettings();
+} catch (err) {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+}
+main(settings).catch((err: unknown) => {
+  console.error('api failed to start:', err);
+  process.exit(1);
+});

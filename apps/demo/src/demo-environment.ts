@@ -52,8 +52,8 @@ export interface DemoEnvironmentOptions {
 function spawnLogged(name: string, script: string, env: Record<string, string>, logDir: string): ChildProcess {
   const out = createWriteStream(`${logDir}/${name}.log`);
   const child = spawn(process.execPath, [resolve(REPO_ROOT, script)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.pipe(out);
-  child.stderr!.pipe(out);
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
   return child;
 }
 

@@ -67,7 +67,7 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
   const logger = createLogger('test', settings.logLevel);
   const redis = createProducerRedis(settings.redisUrl, logger);
   const queue = createDownloadQueue(redis, settings.queuePrefix, logger);
-  const app = await buildApp({ settings, db: tdb.db, queue, redis, logger });
+  const app = buildApp({ settings, db: tdb.db, queue, redis, logger });
   const apiUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const runtimes: WorkerRuntime[] = [];
   const children: ChildProcess[] = [];

@@ -32,6 +32,9 @@ export function tenantBucketName(tenantId: string, prefix: string): string {
   if (!TENANT_RE.test(tenantId)) {
     fail('must be lower-case letters, digits and hyphens, starting and ending with a letter or digit');
   }
+  // The id names the tenant beyond its bucket too (keys, logs, other stores): hold it to the
+  // reserved prefixes itself, not only the prefixed bucket name.
+  for (const p of RESERVED_PREFIXES) if (tenantId.startsWith(p)) fail(`must not start with ${p} (reserved by S3)`);
   const bucket = `${prefix}${tenantId}`;
   if (bucket.length < 3 || bucket.length > 63) {
     fail(`makes bucket name ${bucket} of ${bucket.length} characters; S3 allows 3–63 (tenant ids up to ${63 - prefix.length})`);

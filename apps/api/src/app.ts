@@ -1,0 +1,133 @@
+/**
+ * The Fastify application, built from injected dependencies so tests build it on their own
+ * database, Redis queue prefix and S3 check, and `main.ts` on the real ones. It owns none of them:
+ * closing the app closes the HTTP server only (see shutdown.ts for the process's order).
+ *
+ * Versioned routes live in one plugin scope under `/v1`: a Bearer-auth `preHandler` (and rate
+ * limits) will be added to that scope, leaving `/healthz` and `/readyz` open.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import type { Logger, Settings } from '@scenecache/core';
+import { pingDb, type DB } from '@scenecache/db';
+import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
+import { errorBody, registerErrorHandling } from './error-handler.js';
+import { Readiness, type ReadinessCheck } from './readiness.js';
+import { downloadsRoutes } from './routes/downloads.routes.js';
+import { healthRoutes } from './routes/health.routes.js';
+import { zodSerializerCompiler, zodValidatorCompiler } from './zod-validation.js';
+
+/** Largest request body (bytes); larger bodies get 413 `payload_too_large`. A full batch is ~20 KiB. */
+export const BODY_LIMIT_BYTES = 256 * 1024;
+
+/** Deadlines (ms). */
+export interface ApiTimeouts extends DependencyTimeouts {
+  /** Per readiness check. @defaultValue 2000 */
+  readonly readinessMs: number;
+}
+
+const DEFAULT_TIMEOUTS: ApiTimeouts = Object.freeze({ postgresMs: 3_000, redisMs: 2_000, readinessMs: 2_000 });
+
+/** What the API runs on. The caller creates these and closes them after `app.close()`. */
+export interface ApiDeps {
+  readonly settings: Settings;
+  readonly db: Kysely<DB>;
+  /** The scene download queue (`SCENE_DOWNLOAD_QUEUE`, `prefix: settings.queuePrefix`). */
+  readonly queue: DownloadQueue;
+  /** The queue's Redis connection (producer options: `enableOfflineQueue: false`); PINGed by `/readyz`. */
+  readonly redis: Redis;
+  /** Root logger; requests log through children with their request id. */
+  readonly logger: Logger;
+  /**
+   * More readiness checks besides `postgres` and `redis`, by name, e.g. `s3` (HeadBucket on the
+   * global bucket). Each must settle or honour the abort signal within `timeouts.readinessMs`.
+   */
+  readonly checks?: Readonly<Record<string, ReadinessCheck>>;
+  /** @defaultValue postgres 3000, redis 2000, readiness 2000 */
+  readonly timeouts?: Partial<ApiTimeouts>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The API's readiness; `shutdown.ts` fails it before closing the server. */
+    readiness: Readiness;
+  }
+}
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Keep a caller's `X-Request-Id` when it is sane (it goes into every log line), else make one. */
+function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();
+}
+
+/**
+ * Build the API: routes registered, plugins loaded on `app.ready()` / `app.listen()`. Not listening.
+ */
+export function buildApp(deps: ApiDeps): FastifyInstance {
+  const timeouts: ApiTimeouts = { ...DEFAULT_TIMEOUTS, ...deps.timeouts };
+  // Typed as Fastify's logger so the app is a plain FastifyInstance (plugins expect that type).
+  const loggerInstance: FastifyBaseLogger = deps.logger;
+  const app = Fastify({
+    loggerInstance,
+    bodyLimit: BODY_LIMIT_BYTES,
+    requestIdHeader: false,
+    genReqId: requestId,
+    // Requests arriving while the server closes get our JSON 503 (hook below), not Fastify's.
+    return503OnClosing: false,
+  });
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(zodSerializerCompiler);
+  // JSON only: a text/plain body is 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain');
+  registerErrorHandling(app);
+
+  const readiness = new Readiness(
+    {
+      postgres: () => pingDb(deps.db, timeouts.readinessMs),
+      redis: () => deps.redis.ping(),
+      ...deps.checks,
+    },
+    timeouts.readinessMs,
+    deps.logger,
+  );
+  app.decorate('readiness', readiness);
+
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    readiness.beginShutdown();
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (request, reply, done) => {
+    void reply.header('x-request-id', request.id);
+    // A callback hook that replies must not call done().
+    if (closing) {
+      void reply.code(503).header('connection', 'close').send(errorBody('service_unavailable', 'the server is shutting down; retry'));
+      return;
+    }
+    done();
+  });
+
+  const enqueue = new DownloadEnqueueService({
+    db: deps.db,
+    queue: deps.queue,
+    tenantBucketPrefix: deps.settings.tenantBucketPrefix,
+    timeouts,
+    logger: deps.logger,
+  });
+  void app.register(healthRoutes, { readiness });
+  void app.register(
+    (v1, _options, done) => {
+      // Issue 4: v1.addHook('preHandler', bearerAuth) goes here.
+      void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts });
+      done();
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}

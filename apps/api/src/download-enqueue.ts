@@ -1,0 +1,211 @@
+/**
+ * Enqueueing download jobs: validate the request's meaning, insert the `download_jobs` row, then add
+ * the BullMQ job under the row's id. The row comes first so a job never runs without one; when the
+ * add fails the row is deleted again and the client gets 503 `service_unavailable` (nothing was
+ * enqueued, retrying is safe). BullMQ ignores an add whose job id exists, so re-adding is harmless.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
+import type { Kysely } from 'kysely';
+import {
+  DOWNLOAD_JOB_OPTIONS,
+  SCENE_DOWNLOAD_QUEUE,
+  ScenecacheError,
+  ValidationError,
+  validateDownload,
+  type DownloadJobData,
+  type DownloadJobResult,
+  type DownloadRequest,
+  type Logger,
+} from '@scenecache/core';
+import {
+  deleteJob,
+  deleteJobs,
+  insertQueuedJob,
+  insertQueuedJobs,
+  type DB,
+  type DownloadJobRow,
+  type NewQueuedJob,
+} from '@scenecache/db';
+import { callDependency, serviceUnavailable } from './dependency-call.js';
+
+/** The scene download queue as the API sees it. */
+export type DownloadQueue = Queue<DownloadJobData, DownloadJobResult>;
+
+/** Deadlines of dependency calls (ms). */
+export interface DependencyTimeouts {
+  /** Per Postgres call. @defaultValue 3000 */
+  readonly postgresMs: number;
+  /** Per Redis call (waiting for the connection, adding jobs). @defaultValue 2000 */
+  readonly redisMs: number;
+}
+
+/** The logging the service does; a request's logger (bound to its request id) fits. */
+export type EnqueueLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
+
+/** What {@link DownloadEnqueueService} needs. */
+export interface DownloadEnqueueDeps {
+  readonly db: Kysely<DB>;
+  readonly queue: DownloadQueue;
+  /** `TENANT_BUCKET_PREFIX`: a tenant id must make a valid bucket name behind it. */
+  readonly tenantBucketPrefix: string;
+  readonly timeouts: DependencyTimeouts;
+  /** Used when a call passes no logger of its own. */
+  readonly logger: EnqueueLogger;
+}
+
+/** Outcome of {@link DownloadEnqueueService.enqueue}. */
+export interface EnqueueOutcome {
+  row: DownloadJobRow;
+  /** `false`: the Idempotency-Key was used before and `row` is that earlier job. */
+  created: boolean;
+}
+
+/** A request that passed every check, in the shape of a row to insert. */
+type CheckedRequest = Omit<NewQueuedJob, 'id' | 'idempotencyKey'>;
+
+/**
+ * Check a request's meaning (tenant id, product name, bands for its level) and canonicalise it:
+ * bands become canonical ids, `.SAFE` is dropped from the scene id.
+ *
+ * @param fieldPrefix - for batch items, e.g. `jobs[3]`: errors then name `jobs[3].bands[0]`.
+ * @throws ValidationError naming the field at fault.
+ */
+function checkRequest(request: DownloadRequest, tenantBucketPrefix: string, fieldPrefix?: string): CheckedRequest {
+  try {
+    const valid = validateDownload(request, tenantBucketPrefix);
+    return {
+      tenantId: valid.tenantId,
+      sceneId: valid.product.sceneId,
+      bands: valid.bands.map((band) => band.id),
+      priority: request.priority,
+    };
+  } catch (err) {
+    if (fieldPrefix === undefined || !(err instanceof ValidationError)) throw err;
+    const field = err.field === undefined ? fieldPrefix : `${fieldPrefix}.${err.field}`;
+    const message = err.field !== undefined && err.message.startsWith(err.field) ? `${fieldPrefix}.${err.message}` : `${fieldPrefix}: ${err.message}`;
+    throw new ValidationError(err.code, message, field);
+  }
+}
+
+/** BullMQ's add arguments for a job row: the row id is the job id. */
+function queueEntry(row: DownloadJobRow) {
+  const data: DownloadJobData = {
+    tenant_id: row.tenant_id,
+    scene_id: row.scene_id,
+    bands: row.bands_requested,
+    enqueued_at: row.enqueued_at.toISOString(),
+  };
+  return {
+    name: SCENE_DOWNLOAD_QUEUE,
+    data,
+    opts: { ...DOWNLOAD_JOB_OPTIONS, jobId: row.id, ...(row.priority === null ? {} : { priority: row.priority }) },
+  };
+}
+
+function sameRequest(row: DownloadJobRow, request: CheckedRequest): boolean {
+  return (
+    row.scene_id === request.sceneId &&
+    (row.priority ?? undefined) === request.priority &&
+    row.bands_requested.length === request.bands.length &&
+    row.bands_requested.every((band, i) => band === request.bands[i])
+  );
+}
+
+/** Enqueues download jobs: one, or a batch that is validated as a whole before anything is written. */
+export class DownloadEnqueueService {
+  constructor(private readonly deps: DownloadEnqueueDeps) {}
+
+  /**
+   * Enqueue one job.
+   *
+   * @param idempotencyKey - the request's `Idempotency-Key`: a repeat for the same tenant returns the
+   *   first job (`created: false`) and enqueues nothing new.
+   * @param log - e.g. the request's logger. @defaultValue the service's
+   * @throws ValidationError (400) for bad input; ScenecacheError `conflict` (409) when the key was
+   *   used for a different request; `service_unavailable` (503) when Postgres or Redis fails.
+   */
+  async enqueue(request: DownloadRequest, idempotencyKey?: string, log: EnqueueLogger = this.deps.logger): Promise<EnqueueOutcome> {
+    const checked = checkRequest(request, this.deps.tenantBucketPrefix);
+    const { row, created } = await this.postgres(() =>
+      insertQueuedJob(this.deps.db, { ...checked, id: randomUUID(), idempotencyKey }),
+    );
+    if (!created) {
+      if (!sameRequest(row, checked)) {
+        throw new ScenecacheError(
+          'conflict',
+          `Idempotency-Key was already used by job ${row.id} for a different request (scene ${row.scene_id}, bands ${row.bands_requested.join(',')})`,
+          { httpStatus: 409, field: 'Idempotency-Key' },
+        );
+      }
+      // A process that died between its insert and its add left a queued row without a job:
+      // adding again heals that, and is a no-op when the job exists.
+      if (row.status === 'queued') await this.addToQueue([row]);
+      return { row, created: false };
+    }
+    try {
+      await this.addToQueue([row]);
+    } catch (err) {
+      await this.undoInsert([row.id], err, log);
+    }
+    log.info({ jobId: row.id, tenantId: row.tenant_id, sceneId: row.scene_id, bands: row.bands_requested }, 'download job enqueued');
+    return { row, created: true };
+  }
+
+  /**
+   * Enqueue several jobs, all or none: every item is checked first (the first bad one is reported
+   * as `jobs[i].<field>`), then the rows are inserted in one statement and the jobs added in one
+   * atomic `addBulk`.
+   *
+   * @param log - e.g. the request's logger. @defaultValue the service's
+   * @returns the rows, in request order.
+   * @throws as {@link enqueue} (no `conflict`: batch items carry no idempotency key).
+   */
+  async enqueueBatch(requests: readonly DownloadRequest[], log: EnqueueLogger = this.deps.logger): Promise<DownloadJobRow[]> {
+    const checked = requests.map((request, i) => checkRequest(request, this.deps.tenantBucketPrefix, `jobs[${i}]`));
+    const rows = await this.postgres(() => insertQueuedJobs(this.deps.db, checked.map((c) => ({ ...c, id: randomUUID() }))));
+    try {
+      await this.addToQueue(rows);
+    } catch (err) {
+      await this.undoInsert(rows.map((row) => row.id), err, log);
+    }
+    log.info({ jobIds: rows.map((row) => row.id), count: rows.length }, 'download jobs enqueued');
+    return rows;
+  }
+
+  /** Add jobs for rows to the queue; every failure is `service_unavailable`. */
+  private async addToQueue(rows: readonly DownloadJobRow[]): Promise<void> {
+    const { queue, timeouts } = this.deps;
+    // Wait for the connection first, under the deadline: an add issued while Redis is unreachable
+    // would wait for it and might land long after we answered 503 and deleted the row.
+    await callDependency('Redis', timeouts.redisMs, () => queue.waitUntilReady(), { anyFailure: true });
+    const entries = rows.map(queueEntry);
+    await callDependency(
+      'Redis',
+      timeouts.redisMs,
+      async () => {
+        if (entries.length === 1) await queue.add(entries[0]!.name, entries[0]!.data, entries[0]!.opts);
+        else await queue.addBulk(entries);
+      },
+      { anyFailure: true },
+    );
+  }
+
+  /** The add failed: delete the rows so no queued row without a job remains, then answer 503. */
+  private async undoInsert(ids: readonly string[], cause: unknown, logger: EnqueueLogger): Promise<never> {
+    const { db } = this.deps;
+    try {
+      await this.postgres<unknown>(() => (ids.length === 1 ? deleteJob(db, ids[0]!) : deleteJobs(db, ids)));
+    } catch (deleteErr) {
+      // The rows stay `queued` without a job; an Idempotency-Key retry re-adds it.
+      logger.error({ err: deleteErr, jobIds: ids }, 'could not delete job rows after a failed enqueue');
+    }
+    logger.warn({ err: cause, jobIds: ids }, 'enqueue failed; job rows deleted');
+    if (cause instanceof ScenecacheError && cause.code === 'service_unavailable') throw cause;
+    throw serviceUnavailable(`could not enqueue: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+  }
+
+  private postgres<T>(call: () => Promise<T>): Promise<T> {
+    return callDependency('Postgres', this.deps.timeouts.postgresMs, call);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * `/v1/downloads`: enqueue one job or a batch, read a job, list jobs.
+ *
+ * Request shapes are checked by the route schemas (zod, from the job contract in @scenecache/core),
+ * their meaning (product name, bands for the level, tenant id) by the enqueue service.
+ */
+import type { FastifyPluginCallback } from 'fastify';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { downloadBatchSchema, downloadRequestSchema, ScenecacheError } from '@scenecache/core';
+import { findJobById, listJobs, type DB } from '@scenecache/db';
+import { callDependency } from '../dependency-call.js';
+import type { DependencyTimeouts, DownloadEnqueueService } from '../download-enqueue.js';
+import { enqueuedJobSchema, jobPageSchema, jobSchema, toEnqueuedJobView, toJobView } from '../download-job.view.js';
+import { errorReplySchema } from '../error-handler.js';
+import type { ZodTypeProvider } from '../zod-validation.js';
+import { enqueueHeadersSchema, jobParamsSchema, listJobsQuerySchema } from './downloads.schemas.js';
+
+/** Options of {@link downloadsRoutes}. */
+export interface DownloadsRoutesOptions {
+  enqueue: DownloadEnqueueService;
+  db: Kysely<DB>;
+  timeouts: DependencyTimeouts;
+}
+
+const errors = { 400: errorReplySchema, 413: errorReplySchema, 415: errorReplySchema, 503: errorReplySchema };
+
+export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (fastify, { enqueue, db, timeouts }, done) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const postgres = <T>(call: () => Promise<T>) => callDependency('Postgres', timeouts.postgresMs, call);
+
+  app.post(
+    '/downloads',
+    {
+      schema: {
+        summary: 'Enqueue a scene download',
+        description:
+          '202 with the new job. With an `Idempotency-Key` already used by this tenant for the same request: 200 with that job (its current status); for a different request: 409.',
+        tags: ['downloads'],
+        headers: enqueueHeadersSchema,
+        body: downloadRequestSchema,
+        response: { 200: enqueuedJobSchema, 202: enqueuedJobSchema, 409: errorReplySchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { row, created } = await enqueue.enqueue(request.body, request.headers['idempotency-key'], request.log);
+      void reply.header('location', `${request.url.split('?')[0]}/${encodeURIComponent(row.id)}`);
+      if (!created) void reply.header('idempotent-replayed', 'true');
+      return reply.code(created ? 202 : 200).send(toEnqueuedJobView(row));
+    },
+  );
+
+  app.post(
+    '/downloads/batch',
+    {
+      schema: {
+        summary: 'Enqueue up to MAX_BATCH_SIZE scene downloads, all or none',
+        tags: ['downloads'],
+        body: downloadBatchSchema,
+        response: { 202: z.object({ jobs: z.array(enqueuedJobSchema) }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const rows = await enqueue.enqueueBatch(request.body.jobs, request.log);
+      return reply.code(202).send({ jobs: rows.map(toEnqueuedJobView) });
+    },
+  );
+
+  app.get(
+    '/downloads/:id',
+    {
+      schema: {
+        summary: 'A download job and its result',
+        tags: ['downloads'],
+        params: jobParamsSchema,
+        response: { 200: jobSchema, 404: errorReplySchema, 503: errorReplySchema },
+      },
+    },
+    async (request) => {
+      const row = await postgres(() => findJobById(db, request.params.id));
+      if (!row) throw new ScenecacheError('not_found', `no download job ${request.params.id}`, { httpStatus: 404 });
+      return toJobView(row);
+    },
+  );
+
+  app.get(
+    '/downloads',
+    {
+      schema: {
+        summary: 'Download jobs, newest first, filtered, by pages',
+        tags: ['downloads'],
+        querystring: listJobsQuerySchema,
+        response: { 200: jobPageSchema, 400: errorReplySchema, 503: errorReplySchema },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const page = await postgres(() =>
+        listJobs(db, {
+          tenantId: q.tenant_id,
+          status: q.status,
+          cacheStatus: q.cache_status,
+          sceneId: q.scene_id,
+          since: q.since,
+          until: q.until,
+          limit: q.limit,
+          cursor: q.cursor,
+        }),
+      );
+      return { items: page.items.map(toJobView), next_cursor: page.nextCursor };
+    },
+  );
+  done();
+};

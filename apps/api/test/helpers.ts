@@ -1,0 +1,134 @@
+/**
+ * The API on real resources for integration tests: a database of its own (cloned from the migrated
+ * template), Redis with a queue prefix of its own, and (optionally) a test S3 for the readiness
+ * check. Everything is injected into `buildApp` exactly as `main.ts` does it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import { createLogger, loadSettings, type Settings } from '@scenecache/core';
+import type { DB } from '@scenecache/db';
+import { createTestDatabase, type TestDatabase } from '@scenecache/testing';
+import { buildApp, type ApiTimeouts } from '../src/app.js';
+import type { DownloadQueue } from '../src/download-enqueue.js';
+import { createDownloadQueue, createProducerRedis } from '../src/download-queue.js';
+import type { ReadinessCheck } from '../src/readiness.js';
+
+/** Redis of the test machine (CI may set REDIS_URL). */
+export const TEST_REDIS_URL = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? process.env.REDIS_URL : 'redis://127.0.0.1:6379';
+
+/** A URL where nothing listens (port 1): connections are refused at once. */
+export const CLOSED_REDIS_URL = 'redis://127.0.0.1:1';
+
+export const L2A = 'S2B_MSIL2A_20240324T101649_N0510_R065_T32TNS_20240324T130035';
+export const L1C = 'S2A_MSIL1C_20240324T101651_N0510_R065_T32TNS_20240324T122424';
+
+/** A reply as the tests look at it. */
+export interface TestReply {
+  status: number;
+  /** Parsed JSON body (`{}` when empty). */
+  body: Record<string, unknown>;
+  headers: Record<string, string>;
+}
+
+/** Request options of {@link TestApi.request}: `json` is sent as application/json, `body` as is. */
+export interface TestRequest {
+  json?: unknown;
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * Send a request to a listening server. (Tests use a real socket, not `app.inject()`: its
+ * light-my-request requires the ESM-only `cookie` 2, which jest's module runtime cannot load.)
+ */
+export async function httpRequest(baseUrl: string, method: string, path: string, options: TestRequest = {}): Promise<TestReply> {
+  const headers: Record<string, string> = { ...options.headers };
+  let body = options.body;
+  if (options.json !== undefined) {
+    body = JSON.stringify(options.json);
+    headers['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(`${baseUrl}${path}`, { method, headers, body });
+  const text = await res.text();
+  const parsed = text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
+  return { status: res.status, body: parsed, headers: Object.fromEntries(res.headers) };
+}
+
+/** A running test API and its resources. */
+export interface TestApi {
+  app: FastifyInstance;
+  /** `http://127.0.0.1:<port>` */
+  baseUrl: string;
+  request(method: string, path: string, options?: TestRequest): Promise<TestReply>;
+  settings: Settings;
+  db: Kysely<DB>;
+  queue: DownloadQueue;
+  redis: Redis;
+  prefix: string;
+  /** Every job in the queue, whatever its state. */
+  queueJobCount(): Promise<number>;
+  /** Rows in `download_jobs`. */
+  rowCount(): Promise<number>;
+  /** Empty the table and the queue. */
+  reset(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Options of {@link startTestApi}. */
+export interface TestApiOptions {
+  /** @defaultValue {@link TEST_REDIS_URL} */
+  redisUrl?: string;
+  /** Use this database instead of a fresh test database (e.g. one that is unreachable). */
+  db?: Kysely<DB>;
+  checks?: Record<string, ReadinessCheck>;
+  timeouts?: Partial<ApiTimeouts>;
+}
+
+/** Build the API on a fresh database and queue prefix; `close()` releases everything. */
+export async function startTestApi(options: TestApiOptions = {}): Promise<TestApi> {
+  const settings = loadSettings({ LOG_LEVEL: 'silent' });
+  const logger = createLogger('api-test', settings.logLevel);
+  const testDb: TestDatabase | undefined = options.db === undefined ? await createTestDatabase() : undefined;
+  const db = options.db ?? testDb!.db;
+  const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
+  const redis = createProducerRedis(redisUrl, logger);
+  const prefix = `test-${randomUUID()}`;
+  const queue = createDownloadQueue(redis, prefix, logger);
+  if (redisUrl === TEST_REDIS_URL) await queue.waitUntilReady();
+  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts });
+  const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
+
+  return {
+    app,
+    baseUrl,
+    request: (method, path, requestOptions) => httpRequest(baseUrl, method, path, requestOptions),
+    settings,
+    db,
+    queue,
+    redis,
+    prefix,
+    async queueJobCount() {
+      const counts = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'completed', 'failed', 'waiting-children');
+      return Object.values(counts).reduce((a, b) => a + b, 0);
+    },
+    async rowCount() {
+      const { n } = await db.selectFrom('download_jobs').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      return n;
+    },
+    async reset() {
+      await db.deleteFrom('download_jobs').execute();
+      await queue.obliterate({ force: true });
+    },
+    async close() {
+      await app.close();
+      if (redis.status === 'ready') await queue.obliterate({ force: true });
+      await queue.close();
+      if (redis.status === 'ready') await redis.quit();
+      else redis.disconnect();
+      if (testDb) await testDb.drop();
+      else await db.destroy();
+    },
+  };
+}
