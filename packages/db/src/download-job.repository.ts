@@ -278,14 +278,14 @@ export async function markJobActive(db: Queryable, input: MarkJobActiveInput): P
 
 /**
  * The job got out of the way (delayed) to wait for another job's download or an upstream slot:
- * `waits` + 1.
+ * `waits` + 1, and status back to `queued` — it holds no worker slot while it waits.
  *
  * @returns whether the row exists.
  */
 export async function recordJobWait(db: Queryable, id: string): Promise<boolean> {
   const result = await db
     .updateTable('download_jobs')
-    .set((eb) => ({ waits: eb('waits', '+', 1), updated_at: sql<Date>`now()` }))
+    .set((eb) => ({ waits: eb('waits', '+', 1), status: 'queued' as const, updated_at: sql<Date>`now()` }))
     .where('id', '=', id)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
