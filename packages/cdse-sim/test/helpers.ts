@@ -7,9 +7,9 @@ import type { CdseSim } from '@scenecache/cdse-sim';
 export const L1C = 'S2B_MSIL1C_20241209T162609_N0511_R040_T17UPV_20241209T195414';
 export const L2A = 'S2B_MSIL2A_20240324T101649_N0510_R065_T32TNS_20240324T130035';
 
-/** A fixture file from shared/fixtures/cdse. */
+/** A fixture file from fixtures/cdse. */
 export function fixture(name: string): string {
-  return readFileSync(fileURLToPath(new URL(`../../../../shared/fixtures/cdse/${name}`, import.meta.url)), 'utf8');
+  return readFileSync(fileURLToPath(new URL(`../../../fixtures/cdse/${name}`, import.meta.url)), 'utf8');
 }
 
 export function sha3(bytes: Uint8Array): string {

@@ -18,7 +18,7 @@ const PRODUCT_ID = '0c104c0f-0508-5f5d-9997-1b61ea3b20d6';
 const SAFE = 'S2B_MSIL2A_20230209T055009_N0509_R048_T43SBB_20230209T084058.SAFE';
 const PATH = 'GRANULE/L2A_T43SBB_A030000_20230209T055009/IMG_DATA/R10m/T43SBB_20230209T055009_B04_10m.jp2';
 const EXPECTED_URL_PATH = `/odata/v1/Products(${PRODUCT_ID})/Nodes(${SAFE})/Nodes(GRANULE)/Nodes(L2A_T43SBB_A030000_20230209T055009)/Nodes(IMG_DATA)/Nodes(R10m)/Nodes(T43SBB_20230209T055009_B04_10m.jp2)/$value`;
-const ZIPPER_429 = readFileSync(fileURLToPath(new URL('../../../../shared/fixtures/cdse/zipper_429_max_session_exceeded.txt', import.meta.url)), 'utf8')
+const ZIPPER_429 = readFileSync(fileURLToPath(new URL('../../../fixtures/cdse/zipper_429_max_session_exceeded.txt', import.meta.url)), 'utf8')
   .split('\n')
   .find((l) => l.startsWith('{'))!;
 

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { parseSafeManifest, findBandFile, resolveBand } from '@scenecache/core';
 import { encodeNodeKey, nodeListUrl, nodeValueUrl, productNodePath, safePathSegments } from '../src/nodes-path.js';
 
-const manifest = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../../shared/fixtures/cdse/${name}`, import.meta.url)), 'utf8');
+const manifest = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../fixtures/cdse/${name}`, import.meta.url)), 'utf8');
 const BASE = 'https://download.dataspace.copernicus.eu/odata/v1';
 const ID = 'db0c8ef3-8ec0-5185-a537-812dad3c58f8';
 

@@ -4,7 +4,7 @@ import { UpstreamError } from '@scenecache/core';
 import { parseProduct, parseProductSearch, productSearchUrl } from '../src/product-lookup.js';
 
 const fixture = (name: string): unknown =>
-  JSON.parse(readFileSync(fileURLToPath(new URL(`../../../../shared/fixtures/cdse/${name}`, import.meta.url)), 'utf8'));
+  JSON.parse(readFileSync(fileURLToPath(new URL(`../../../fixtures/cdse/${name}`, import.meta.url)), 'utf8'));
 
 const L1C = 'S2A_MSIL1C_20200808T010311_N0500_R045_T54PXA_20230413T212505.SAFE';
 const L1C_2 = 'S2A_MSIL1C_20200808T010311_N0500_R045_T55PBR_20230413T212505.SAFE';

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { parseSafeManifest, resolveBand, bandsForLevel } from '@scenecache/core';
 import { locateBandFile } from '../src/product-manifest.js';
 
-const manifest = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../../shared/fixtures/cdse/${name}`, import.meta.url)), 'utf8');
+const manifest = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../fixtures/cdse/${name}`, import.meta.url)), 'utf8');
 
 describe('locateBandFile on the real manifests', () => {
   const l1c = parseSafeManifest(manifest('cdsetool_S2_L1C_manifest.safe.xml'));

@@ -5,7 +5,7 @@ import { describeErrorBody, errorForStatus, linkedController } from '../src/upst
 import { parseContentRange } from '../src/range-resume.js';
 import { parseTokenResponse } from '../src/keycloak-grant.js';
 
-const fixtureText = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../../shared/fixtures/cdse/${name}`, import.meta.url)), 'utf8');
+const fixtureText = (name: string): string => readFileSync(fileURLToPath(new URL(`../../../fixtures/cdse/${name}`, import.meta.url)), 'utf8');
 
 describe('describeErrorBody', () => {
   it('reads the real zipper 429 body (code: message)', () => {
