@@ -59,12 +59,14 @@ export interface AdvisoryLocksOptions {
 export class AdvisoryLocks {
   private readonly pool: pg.Pool;
   private readonly heartbeatMs: number;
+  private readonly maxConnections: number;
   private readonly logger: Logger | undefined;
 
   constructor(options: AdvisoryLocksOptions) {
+    this.maxConnections = options.maxConnections ?? 16;
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
-      max: options.maxConnections ?? 16,
+      max: this.maxConnections,
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
       idleTimeoutMillis: 30_000,
@@ -97,8 +99,9 @@ export class AdvisoryLocks {
   /**
    * Run `fn` on a checked-out connection that `fn` releases (or keeps, for a lease). A pooled
    * idle connection may have died since it was last used (server restart, pg_terminate_backend)
-   * before the pool noticed: on a connection-level error the client is destroyed and `fn` is
-   * tried once more on a new connection.
+   * before the pool noticed — after a server restart every idle one is. On a connection-level
+   * error the client is destroyed and `fn` is tried again, at most once per pooled connection
+   * plus one, so the retries end on a freshly opened connection.
    */
   private async withFreshConnection<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
@@ -107,7 +110,7 @@ export class AdvisoryLocks {
         return await fn(client);
       } catch (err) {
         client.release(err instanceof Error ? err : true);
-        if (attempt >= 2 || !isConnectionError(err)) throw err;
+        if (attempt > this.maxConnections || !isConnectionError(err)) throw err;
         this.logger?.warn({ err }, 'lock connection was dead; retrying on a new one');
       }
     }

@@ -61,6 +61,9 @@ describe('AdvisoryLocks', () => {
   it('aborts the lease when its connection is terminated, and the lock is gone', async () => {
     const scene = `T-${randomUUID()}`;
     const lease = (await a.tryAcquireScene(scene))!;
+    // Leave several idle connections in b's pool: after the kill every one of them is dead, and
+    // b's next try-lock must get past all of them to a fresh connection.
+    await Promise.all([1, 2, 3, 4].map((i) => b.isSceneFree(`warm-${i}-${scene}`)));
     const pids = await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE application_name = 'scenecache-locks' AND datname = current_database()`.execute(tdb.db);
     const aborted = new Promise<unknown>((resolve) => lease.signal.addEventListener('abort', () => resolve(lease.signal.reason)));
     // Terminate every lock connection of this database; the held lease must notice.
