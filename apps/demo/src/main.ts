@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { createS3Client, ObjectStore } from '@scenecache/storage';
-import { loadSettings, parseProductName, resolveBand } from '@scenecache/core';
+import { findBandFile, loadSettings, parseProductName, resolveBand, type SafeFile } from '@scenecache/core';
 import { createDb, findScene } from '@scenecache/db';
 import { demoRequests, distinctPairs, type DemoRequest } from './demo-plan.js';
 import { REPO_ROOT, startDemoEnvironment } from './demo-environment.js';
@@ -93,13 +93,11 @@ async function main(): Promise<number> {
     console.log(`\n${jobTable(jobs)}\n`);
 
     // Upstream truth: the simulator's manifest (or, against real CDSE, the verified cache rows).
-    const simFiles = new Map<string, Promise<{ path: string; sha3_256: string }[]>>();
+    const simFiles = new Map<string, Promise<SafeFile[]>>();
     const expected = async (sceneId: string, band: string): Promise<string | undefined> => {
       if (envr.sim) {
         if (!simFiles.has(sceneId)) simFiles.set(sceneId, envr.sim.productFiles(sceneId));
-        const b = resolveBand(parseProductName(sceneId).level, band);
-        const files = await simFiles.get(sceneId)!;
-        return files.find((f) => f.path.endsWith(b.fileSuffix) && f.path.includes(`/${b.folder}`))?.sha3_256;
+        return findBandFile(await simFiles.get(sceneId)!, resolveBand(parseProductName(sceneId).level, band))?.sha3_256;
       }
       return (await findScene(db, sceneId))?.bands[band]?.sha3_256;
     };

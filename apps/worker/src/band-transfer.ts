@@ -6,8 +6,7 @@
  * uploaded whole by a worker killed before it could register it, without downloading it again.
  */
 import type { Logger, SafeFile } from '@scenecache/core';
-import { toScenecacheError } from '@scenecache/core';
-import type { CdseClient } from '@scenecache/copernicus';
+import { isRestartRequired, type CdseClient } from '@scenecache/copernicus';
 import type { ObjectStore } from '@scenecache/storage';
 
 /** Metadata key (x-amz-meta-sha3-256) holding the verified SHA3-256 of a global object. */
@@ -65,10 +64,8 @@ export async function transferBand(input: TransferBandInput): Promise<Transferre
       return { etag, bytesDownloaded: file.size, adopted: false };
     } catch (err) {
       body.destroy();
-      const e = toScenecacheError(err);
-      const restartable = (e as { restartRequired?: boolean }).restartRequired === true;
-      if (!restartable || attempt > maxRestarts || signal.aborted) throw err;
-      logger.warn({ err: e, key, attempt }, 'upstream cannot resume; restarting the file');
+      if (!isRestartRequired(err) || attempt > maxRestarts || signal.aborted) throw err;
+      logger.warn({ err, key, attempt }, 'upstream cannot resume; restarting the file');
     }
   }
 }

@@ -19,6 +19,7 @@ import {
   sceneStoragePath,
   ScenecacheError,
   toScenecacheError,
+  UpstreamError,
   validateDownload,
   ValidationError,
   type Band,
@@ -46,7 +47,7 @@ import {
 import type { CdseClient } from '@scenecache/copernicus';
 import type { ObjectStore } from '@scenecache/storage';
 import { transferBand } from './band-transfer.js';
-import { checkCachedBands } from './cached-bands.js';
+import { checkCachedBands, type CacheCheck } from './cached-bands.js';
 import type { SceneWaiters, WaitTarget } from './scene-waiters.js';
 import { copyToTenant } from './tenant-copy.js';
 
@@ -106,7 +107,7 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
       const e = toScenecacheError(err);
       if (e.code === 'upstream_rate_limited') {
         // A 429 is a rate limit, not a failure: come back later without spending an attempt.
-        const retryAfterMs = (e as { retryAfterMs?: number }).retryAfterMs ?? 10_000;
+        const retryAfterMs = (e instanceof UpstreamError ? e.retryAfterMs : undefined) ?? 10_000;
         log.warn({ retryAfterMs }, 'upstream rate limited; job delayed');
         await job.moveToDelayed(Date.now() + retryAfterMs + Math.random() * retryAfterMs, token);
         throw new DelayedError();
@@ -167,11 +168,7 @@ async function runPipeline(
   const sceneId = product.sceneId;
 
   // Step 2: what the cache serves without any lock.
-  let check = await checkCachedBands(store, await findScene(db, sceneId), request.bands);
-  if (check.invalid.length > 0) {
-    log.warn({ bands: check.invalid }, 'cached bands missing or truncated in the global bucket; marked invalid');
-    await markBandsInvalid(db, sceneId, [...check.invalid]);
-  }
+  let check = await readCache(deps, sceneId, request.bands, log);
 
   let fetched: Fetched & { productId?: string } = { bands: new Map(), bytes: 0 };
   if (check.missing.length > 0) {
@@ -182,8 +179,7 @@ async function runPipeline(
     let waitForSlot = false;
     try {
       // Double-checked: the previous holder may have registered our bands meanwhile.
-      check = await checkCachedBands(store, await findScene(db, sceneId), request.bands);
-      if (check.invalid.length > 0) await markBandsInvalid(db, sceneId, [...check.invalid]);
+      check = await readCache(deps, sceneId, request.bands, log);
       if (check.missing.length > 0) {
         const slot = await lease.tryAcquireUpstreamSlot(settings.upstreamConcurrency);
         if (slot === undefined) {
@@ -248,6 +244,19 @@ async function runPipeline(
         ? `served ${bandsReused.length} band(s) from the cache`
         : `downloaded ${bandsDownloaded.length} band(s) from upstream, reused ${bandsReused.length}`,
   };
+}
+
+/**
+ * Read the scene's cache row and HEAD-check the requested bands; bands whose object is missing
+ * or truncated are dropped from the row so they are downloaded again.
+ */
+async function readCache(deps: WorkerDeps, sceneId: string, bands: readonly Band[], log: Logger): Promise<CacheCheck> {
+  const check = await checkCachedBands(deps.store, await findScene(deps.db, sceneId), bands);
+  if (check.invalid.length > 0) {
+    log.warn({ bands: check.invalid }, 'cached bands missing or truncated in the global bucket; marked invalid');
+    await markBandsInvalid(deps.db, sceneId, [...check.invalid]);
+  }
+  return check;
 }
 
 /** Step 4: look the product up, read its manifest, stream each missing band (one at a time). */

@@ -3,7 +3,7 @@
  * worker, jobs enqueued through the API: download, reuse, partial reuse, invalid input.
  */
 import { createHash } from 'node:crypto';
-import { DOWNLOAD_JOB_OPTIONS, resolveBand, parseProductName, SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
+import { DOWNLOAD_JOB_OPTIONS, findBandFile, resolveBand, parseProductName, SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
 import { findScene } from '@scenecache/db';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
 
@@ -33,9 +33,7 @@ describe('scene download pipeline', () => {
 
   /** The sim's truth for a band of a product: path, size, sha3. */
   async function upstreamFile(scene: string, band: string) {
-    const b = resolveBand(parseProductName(scene).level, band);
-    const files = await h.sim.productFiles(scene);
-    return files.find((f) => f.path.endsWith(b.fileSuffix) && f.path.includes(`/${b.folder}`))!;
+    return findBandFile(await h.sim.productFiles(scene), resolveBand(parseProductName(scene).level, band))!;
   }
 
   async function run(body: Record<string, unknown>) {

@@ -31,6 +31,17 @@ export function isConnectionError(err: unknown): boolean {
   return /Connection terminated|ECONNRESET|EPIPE|Client has encountered a connection error/i.test(message);
 }
 
+/** Take the advisory lock named `name` without waiting; `true` when this session now holds it. */
+async function tryLock(client: pg.ClientBase, name: string): Promise<boolean> {
+  const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [name]);
+  return res.rows[0]?.ok === true;
+}
+
+/** Release one hold of the advisory lock named `name`. */
+async function unlock(client: pg.ClientBase, name: string): Promise<void> {
+  await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]);
+}
+
 /** The namespaced string a scene lock's key is hashed from. */
 export function sceneLockName(sceneId: string): string {
   return `scene:${sceneId}`;
@@ -87,8 +98,7 @@ export class AdvisoryLocks {
    */
   async tryAcquireScene(sceneId: string): Promise<SceneLease | undefined> {
     return this.withFreshConnection(async (client) => {
-      const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [sceneLockName(sceneId)]);
-      if (res.rows[0]?.ok !== true) {
+      if (!(await tryLock(client, sceneLockName(sceneId)))) {
         client.release();
         return undefined;
       }
@@ -146,9 +156,8 @@ export class AdvisoryLocks {
     return this.withFreshConnection(async (client) => {
       let free = false;
       for (const name of names) {
-        const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [name]);
-        if (res.rows[0]?.ok === true) {
-          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]);
+        if (await tryLock(client, name)) {
+          await unlock(client, name);
           free = true;
           break;
         }
@@ -217,8 +226,7 @@ export class SceneLease {
     if (this.slot !== undefined) return this.slot;
     const order = Array.from({ length: slots }, (_, i) => i).sort(() => Math.random() - 0.5);
     for (const i of order) {
-      const res = await this.client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [upstreamSlotLockName(i)]);
-      if (res.rows[0]?.ok === true) {
+      if (await tryLock(this.client, upstreamSlotLockName(i))) {
         this.slot = i;
         return i;
       }
@@ -231,7 +239,7 @@ export class SceneLease {
     if (this.slot === undefined || this.controller.signal.aborted) return;
     const slot = this.slot;
     this.slot = undefined;
-    await this.client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [upstreamSlotLockName(slot)]);
+    await unlock(this.client, upstreamSlotLockName(slot));
   }
 
   /** @throws ScenecacheError `lock_lost` when the lock connection is gone. */
