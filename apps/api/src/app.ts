@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import type { Logger, Settings } from '@scenecache/core';
+import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
 import { pingDb, type DB } from '@scenecache/db';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
 import { errorBody, registerErrorHandling } from './error-handler.js';
@@ -119,6 +119,8 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     tenantBucketPrefix: deps.settings.tenantBucketPrefix,
     timeouts,
     logger: deps.logger,
+    jobOptions: downloadJobOptions(deps.settings),
+    requireIdempotencyKey: deps.settings.requireIdempotencyKey,
   });
   void app.register(healthRoutes, { readiness });
   void app.register(

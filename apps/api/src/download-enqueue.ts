@@ -5,7 +5,7 @@
  * enqueued, retrying is safe). BullMQ ignores an add whose job id exists, so re-adding is harmless.
  */
 import { randomUUID } from 'node:crypto';
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import type { Kysely } from 'kysely';
 import {
   DOWNLOAD_JOB_OPTIONS,
@@ -52,6 +52,10 @@ export interface DownloadEnqueueDeps {
   readonly timeouts: DependencyTimeouts;
   /** Used when a call passes no logger of its own. */
   readonly logger: EnqueueLogger;
+  /** BullMQ options of each job (attempts, backoff, retention). @defaultValue DOWNLOAD_JOB_OPTIONS */
+  readonly jobOptions?: JobsOptions | undefined;
+  /** `REQUIRE_IDEMPOTENCY_KEY`: refuse a single enqueue without a key (400). @defaultValue false */
+  readonly requireIdempotencyKey?: boolean | undefined;
 }
 
 /** Outcome of {@link DownloadEnqueueService.enqueue}. */
@@ -89,7 +93,7 @@ function checkRequest(request: DownloadRequest, tenantBucketPrefix: string, fiel
 }
 
 /** BullMQ's add arguments for a job row: the row id is the job id. */
-function queueEntry(row: DownloadJobRow) {
+function queueEntry(row: DownloadJobRow, jobOptions: JobsOptions) {
   const data: DownloadJobData = {
     tenant_id: row.tenant_id,
     scene_id: row.scene_id,
@@ -99,7 +103,7 @@ function queueEntry(row: DownloadJobRow) {
   return {
     name: SCENE_DOWNLOAD_QUEUE,
     data,
-    opts: { ...DOWNLOAD_JOB_OPTIONS, jobId: row.id, ...(row.priority === null ? {} : { priority: row.priority }) },
+    opts: { ...jobOptions, jobId: row.id, ...(row.priority === null ? {} : { priority: row.priority }) },
   };
 }
 
@@ -127,6 +131,9 @@ export class DownloadEnqueueService {
    */
   async enqueue(request: DownloadRequest, idempotencyKey?: string, log: EnqueueLogger = this.deps.logger): Promise<EnqueueOutcome> {
     const checked = checkRequest(request, this.deps.tenantBucketPrefix);
+    if (this.deps.requireIdempotencyKey && idempotencyKey === undefined) {
+      throw new ValidationError('idempotency_key_required', 'Idempotency-Key header is required (REQUIRE_IDEMPOTENCY_KEY is on)', 'Idempotency-Key');
+    }
     const { row, created } = await this.postgres(() =>
       insertQueuedJob(this.deps.db, { ...checked, id: randomUUID(), idempotencyKey }),
     );
@@ -179,7 +186,8 @@ export class DownloadEnqueueService {
     // Wait for the connection first, under the deadline: an add issued while Redis is unreachable
     // would wait for it and might land long after we answered 503 and deleted the row.
     await callDependency('Redis', timeouts.redisMs, () => queue.waitUntilReady(), { anyFailure: true });
-    const entries = rows.map(queueEntry);
+    const jobOptions = this.deps.jobOptions ?? DOWNLOAD_JOB_OPTIONS;
+    const entries = rows.map((row) => queueEntry(row, jobOptions));
     await callDependency(
       'Redis',
       timeouts.redisMs,

@@ -15,6 +15,7 @@ import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import {
   downloadJobDataSchema,
+  failpoint,
   findBandFile,
   sceneStoragePath,
   ScenecacheError,
@@ -178,6 +179,7 @@ async function runPipeline(
     let usedSlot = false;
     let waitForSlot = false;
     try {
+      await failpoint(settings.failpoints, 'scene-locked', log);
       // Double-checked: the previous holder may have registered our bands meanwhile.
       check = await readCache(deps, sceneId, request.bands, log);
       if (check.missing.length > 0) {
@@ -188,6 +190,7 @@ async function runPipeline(
           usedSlot = true;
           log.info({ slot, bands: check.missing.map((b) => b.id) }, 'downloading from upstream');
           fetched = await downloadBands(deps, request, check.missing, lease, jobSignal, log);
+          await failpoint(settings.failpoints, 'bands-stored', log);
           // Step 5: register only while the lock is provably still ours.
           lease.throwIfLost();
           await registerBands(db, {
@@ -201,6 +204,7 @@ async function runPipeline(
             cdseProductId: fetched.productId ?? null,
             bands: Object.fromEntries(fetched.bands),
           });
+          await failpoint(settings.failpoints, 'bands-registered', log);
         }
       }
     } finally {
@@ -221,7 +225,7 @@ async function runPipeline(
     if (!entry) throw new ScenecacheError('internal', `band ${band.id} neither cached nor fetched`, { retryable: true });
     all.set(band.id, entry);
   }
-  const copy = await copyToTenant(store, settings.globalBucket, request.tenantBucket, all);
+  const copy = await copyToTenant(store, settings.globalBucket, request.tenantBucket, all, () => failpoint(settings.failpoints, 'tenant-copied', log));
 
   // Step 7: record.
   const bandsDownloaded = request.bands.filter((b) => fetched.bands.has(b.id)).map((b) => b.id);

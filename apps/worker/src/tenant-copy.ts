@@ -28,6 +28,8 @@ export async function copyToTenant(
   globalBucket: string,
   tenantBucket: string,
   bands: ReadonlyMap<string, CachedBand>,
+  /** Called after each band is in place (copied or skipped), e.g. a failpoint. */
+  onCopied: (bandId: string) => Promise<void> = () => Promise.resolve(),
 ): Promise<TenantCopy> {
   await store.ensureBucket(tenantBucket);
   const limit = pLimit(4);
@@ -45,6 +47,7 @@ export async function copyToTenant(
         }
         keys[bandId] = entry.key;
         objects[bandId] = `s3://${tenantBucket}/${entry.key}`;
+        await onCopied(bandId);
       }),
     ),
   );

@@ -4,13 +4,13 @@
  * `main.ts` runs one per process; tests run one in-process the same way.
  */
 import { hostname } from 'node:os';
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { SCENE_DOWNLOAD_QUEUE, type Logger, type Settings } from '@scenecache/core';
-import { AdvisoryLocks, createDb } from '@scenecache/db';
+import { AdvisoryLocks, createDb, markJobLost } from '@scenecache/db';
 import { CdseClient } from '@scenecache/copernicus';
 import { createS3Client, ObjectStore, resolveS3Endpoint } from '@scenecache/storage';
-import { startDownloadWorker, type DownloadWorkerOptions } from './download-worker.js';
+import { MAX_STALLED_COUNT, startDownloadWorker, type DownloadWorkerOptions } from './download-worker.js';
 import { checkRedisEvictionPolicy } from './redis-policy.js';
 import { SceneWaiters } from './scene-waiters.js';
 import type { WorkerDeps } from './scene-download.processor.js';
@@ -48,11 +48,13 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
   const queue = new Queue(SCENE_DOWNLOAD_QUEUE, { connection, prefix: settings.queuePrefix });
   queue.on('error', (err) => logger.error({ err }, 'queue error'));
   const waiters = new SceneWaiters(connection, queue, settings.queuePrefix, logger);
-  const cdse = new CdseClient({ settings, redis: connection, logger });
+  const cdse = new CdseClient({ settings, redis: connection, logger, userAgent: `scenecache-worker (${workerId})` });
+  const stalledFailures = watchStalledFailures(settings, db, logger);
 
   const deps: WorkerDeps = { settings, db, locks, store, cdse, waiters, logger, workerId };
   const worker = startDownloadWorker(deps, connection, options);
   const closeSteps: ShutdownStep[] = [
+    { name: 'queue events', close: () => stalledFailures.close() },
     { name: 'queue', close: () => queue.close() },
     { name: 'cdse client', close: () => Promise.resolve(cdse.close()) },
     { name: 'locks', close: () => locks.close() },
@@ -69,6 +71,34 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
     async close() {
       await worker.close();
       for (const step of closeSteps) await step.close();
+    },
+  };
+}
+
+/** BullMQ's reason for a job failed by the stalled check (moveStalledJobsToWait.lua). */
+const STALLED_LIMIT_REASON = 'job stalled more than allowable limit';
+
+/**
+ * Record in `download_jobs` the jobs BullMQ fails by itself when they stall more than
+ * `maxStalledCount` times: no processor runs for them, so without this their rows would stay
+ * `active` for ever. Every worker listens; the update is idempotent.
+ */
+function watchStalledFailures(settings: Settings, db: WorkerDeps['db'], logger: Logger): { close(): Promise<void> } {
+  // QueueEvents blocks on XREAD: it needs a connection of its own.
+  const connection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  connection.on('error', (err) => logger.warn({ err }, 'redis error (queue events)'));
+  const events = new QueueEvents(SCENE_DOWNLOAD_QUEUE, { connection, prefix: settings.queuePrefix });
+  events.on('error', (err) => logger.warn({ err }, 'queue events error'));
+  events.on('failed', ({ jobId, failedReason }) => {
+    if (failedReason !== STALLED_LIMIT_REASON) return;
+    markJobLost(db, jobId, `${failedReason}: the workers running it died or lost its lock ${MAX_STALLED_COUNT + 1} times`)
+      .then((row) => row && logger.error({ jobId }, 'job failed: stalled too often'))
+      .catch((err: unknown) => logger.error({ err, jobId }, 'could not record a stalled job failure'));
+  });
+  return {
+    async close() {
+      await events.close();
+      connection.disconnect();
     },
   };
 }

@@ -78,6 +78,6 @@ describe('30 tenants, one product, two worker processes', () => {
     // No advisory lock left behind once the fleet is idle.
     const locks = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()`.execute(h.db);
     expect(locks.rows[0]!.n).toBe(0);
-    expect(workers.every((w) => w.exitCode === null)).toBe(true);
+    expect(workers.every((w) => w.child.exitCode === null)).toBe(true);
   });
 });

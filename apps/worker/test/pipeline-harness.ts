@@ -5,6 +5,7 @@
  * workers either in this process or as spawned `apps/worker/dist/main.js` processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +22,23 @@ import { startWorkerRuntime, type WorkerRuntime } from '../src/worker-runtime.js
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** One pino JSON line of a spawned worker. */
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
+
+/** A worker process started by {@link PipelineHarness.spawnWorker}, its log captured. */
+export interface SpawnedWorker {
+  child: ChildProcess;
+  pid: number;
+  /** Every JSON log line so far (LOG_LEVEL info unless overridden). */
+  logs: LogLine[];
+  /** Resolves with the first line (past or future) that `match` accepts. @throws after `timeoutMs` or when the process exits first. */
+  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** Resolves when the process has exited (immediately if it has). */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Send `signal` (default SIGKILL) and wait for the exit. */
+  kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
 export interface PipelineHarness {
   settings: Settings;
   /** Settings as environment variables, for spawned workers. */
@@ -34,7 +52,10 @@ export interface PipelineHarness {
   /** POST /v1/downloads; returns status and body. */
   enqueue(body: Record<string, unknown>): Promise<{ status: number; body: { job_id?: string; error?: { code: string; field?: string } } }>;
   startWorker(concurrency?: number): Promise<WorkerRuntime>;
-  spawnWorker(env?: Record<string, string>): ChildProcess;
+  /** Spawn `apps/worker/dist/main.js` with the harness settings plus `env`; its stdout is captured as JSON lines. */
+  spawnWorker(env?: Record<string, string>): SpawnedWorker;
+  /** The API's base URL (`http://127.0.0.1:<port>`). */
+  apiUrl: string;
   /** Poll download_jobs until every id is completed or failed. */
   waitForJobs(ids: readonly string[], timeoutMs?: number): Promise<DownloadJobRow[]>;
   close(): Promise<void>;
@@ -60,6 +81,10 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
     WORKER_CONCURRENCY: '4',
     WORKER_METRICS_PORT: '0',
     WAITER_FALLBACK_DELAY_MS: '5000',
+    // A killed worker's jobs come back within ~5 s, and retries wait 100 ms, 200 ms, …
+    JOB_LOCK_DURATION_MS: '4000',
+    JOB_STALLED_INTERVAL_MS: '1000',
+    JOB_BACKOFF_MS: '100',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...options.env,
   };
@@ -90,10 +115,14 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
       runtimes.push(rt);
       return rt;
     },
+    apiUrl,
     spawnWorker(extra = {}) {
-      const child = spawn(process.execPath, [resolve(REPO, 'apps/worker/dist/main.js')], { env: { ...process.env, ...env, ...extra }, stdio: ['ignore', 'ignore', 'inherit'] });
+      const child = spawn(process.execPath, [resolve(REPO, 'apps/worker/dist/main.js')], {
+        env: { ...process.env, ...env, LOG_LEVEL: 'info', ...extra },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       children.push(child);
-      return child;
+      return captureWorker(child);
     },
     async waitForJobs(ids, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
@@ -112,7 +141,7 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
         children.map(async (c) => {
           if (c.exitCode !== null || c.signalCode !== null) return;
           const exited = new Promise((r) => c.once('exit', r));
-          c.kill('SIGTERM');
+          c.kill('SIGKILL');
           await exited;
         }),
       );
@@ -124,6 +153,60 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
       await sim.close();
       await s3.close();
       await tdb.drop();
+    },
+  };
+}
+
+function captureWorker(child: ChildProcess): SpawnedWorker {
+  const logs: LogLine[] = [];
+  const listeners = new Set<(line: LogLine) => void>();
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text) as LogLine;
+    } catch {
+      line = { msg: text };
+    }
+    logs.push(line);
+    for (const l of listeners) l(line);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolveExit({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolveExit({ code, signal }));
+  });
+  return {
+    child,
+    pid: child.pid!,
+    logs,
+    exited,
+    waitForLog(match, timeoutMs = 30_000) {
+      const seen = logs.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolveLine, reject) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          listeners.delete(onLine);
+        };
+        const onLine = (line: LogLine): void => {
+          if (!match(line)) return;
+          done();
+          resolveLine(line);
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`worker ${child.pid}: no matching log line within ${timeoutMs} ms`));
+        }, timeoutMs);
+        listeners.add(onLine);
+        void exited.then((e) => {
+          if (!listeners.has(onLine)) return;
+          done();
+          reject(new Error(`worker ${child.pid} exited (${e.code ?? e.signal}) before a matching log line`));
+        });
+      });
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
     },
   };
 }

@@ -56,6 +56,11 @@ export interface SimCounters {
   listingRequests: number;
   /** Faults applied, by kind (`status`, `status429`, `cutAfterBytes`, ..., and `chaos:<kind>`). */
   faultsApplied: Record<string, number>;
+  /**
+   * Per band file (keyed like `files`), who completed it: `User-Agent` → completed downloads. Tells
+   * a chaos test which worker process received each complete copy.
+   */
+  completedBy: Record<string, Record<string, number>>;
 }
 
 const zero = (): DownloadCounter => ({ started: 0, completed: 0, bytes: 0, ranged: 0 });
@@ -69,7 +74,7 @@ export class CounterStore {
       files: {}, products: {}, totals: zero(),
       currentConcurrentDownloads: current, peakConcurrentDownloads: current,
       rejected429: 0, unauthorized401: 0, tokenLogins: 0, tokenRefreshes: 0, tokenFailures: 0,
-      manifestRequests: 0, catalogueRequests: 0, listingRequests: 0, faultsApplied: {},
+      manifestRequests: 0, catalogueRequests: 0, listingRequests: 0, faultsApplied: {}, completedBy: {},
     };
   }
 
@@ -124,9 +129,11 @@ export class CounterStore {
     this.each(sceneId, path, (d) => (d.bytes += n));
   }
 
-  /** A band file response delivered every byte through the file's last one. */
-  completed(sceneId: string, path: string): void {
+  /** A band file response delivered every byte through the file's last one, to `client` (its User-Agent). */
+  completed(sceneId: string, path: string, client = ''): void {
     this.each(sceneId, path, (d) => d.completed++);
+    const byClient = (this.c.completedBy[`${sceneId}/${path}`] ??= {});
+    byClient[client] = (byClient[client] ?? 0) + 1;
   }
 }
 

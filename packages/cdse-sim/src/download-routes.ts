@@ -126,7 +126,7 @@ async function serveFile(ctx: SimContext, req: IncomingMessage, res: ServerRespo
     onStart: (status) => (isManifest ? ctx.counters.bump('manifestRequests') : ctx.counters.started(sceneId, path, status === 206)),
     onBytes: (n) => (isManifest ? undefined : ctx.counters.bytes(sceneId, path, n)),
   });
-  if (!isManifest && outcome.reachesEnd) ctx.counters.completed(sceneId, path);
+  if (!isManifest && outcome.reachesEnd) ctx.counters.completed(sceneId, path, req.headers['user-agent'] ?? '');
   ctx.log.debug({ sceneId, path, status: outcome.status, bytes: outcome.bytesSent, finished: outcome.finished, fault: fault?.kind }, 'file served');
 }
 

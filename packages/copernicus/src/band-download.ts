@@ -33,6 +33,8 @@ export interface FileDownloadContext {
   readonly logger?: Logger | undefined;
   /** Jitter source in `[0, 1)`. @defaultValue `Math.random` */
   readonly random?: (() => number) | undefined;
+  /** `User-Agent` of file requests, naming the process (operators and the sim see who downloads). */
+  readonly userAgent?: string | undefined;
 }
 
 /** One file to stream. */
@@ -201,7 +203,10 @@ export class VerifiedFileStream extends Readable {
             retry,
             agent: this.#ctx.agent,
             signal: attempt.signal,
-            headers: offset > 0 ? { Range: `bytes=${offset}-` } : {},
+            headers: {
+              ...(this.#ctx.userAgent === undefined ? {} : { 'User-Agent': this.#ctx.userAgent }),
+              ...(offset > 0 ? { Range: `bytes=${offset}-` } : {}),
+            },
             what,
             logger: this.#ctx.logger,
             random: this.#ctx.random,

@@ -41,6 +41,8 @@ export interface CdseClientOptions {
   readonly maxSockets?: number | undefined;
   /** Jitter source in `[0, 1)`, for tests. @defaultValue `Math.random` */
   readonly random?: (() => number) | undefined;
+  /** `User-Agent` of file downloads, e.g. `scenecache-worker (host:pid)`. @defaultValue `scenecache` */
+  readonly userAgent?: string | undefined;
 }
 
 /** Options common to the client's calls. */
@@ -70,6 +72,7 @@ export class CdseClient {
   readonly #agents: KeepAliveAgents;
   readonly #lookupTimeoutMs: number | undefined;
   readonly #random: (() => number) | undefined;
+  readonly #userAgent: string;
 
   constructor(options: CdseClientOptions) {
     this.#settings = options.settings;
@@ -78,6 +81,7 @@ export class CdseClient {
     this.#agents = createKeepAliveAgents(options.maxSockets);
     this.#lookupTimeoutMs = options.lookupTimeoutMs;
     this.#random = options.random;
+    this.#userAgent = options.userAgent ?? 'scenecache';
     this.tokens = new CdseTokenProvider({
       ...options.token,
       redis: options.redis,
@@ -144,6 +148,7 @@ export class CdseClient {
         agent: this.#agents.choose,
         logger: this.#logger.child({ productId: request.productId, file: request.file.path }),
         random: this.#random,
+        userAgent: this.#userAgent,
       },
       request,
     );

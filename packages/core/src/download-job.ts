@@ -128,3 +128,15 @@ export const DOWNLOAD_JOB_OPTIONS = Object.freeze({
   /** Keep failed jobs 24 h / at most 10 000. */
   removeOnFail: Object.freeze({ age: 86_400, count: 10_000 }),
 });
+
+/**
+ * {@link DOWNLOAD_JOB_OPTIONS} with the attempts and backoff of the settings (`JOB_ATTEMPTS`,
+ * `JOB_BACKOFF_MS`): what the API gives every job it enqueues.
+ */
+export function downloadJobOptions(settings: { readonly jobAttempts: number; readonly jobBackoffMs: number }) {
+  return {
+    ...DOWNLOAD_JOB_OPTIONS,
+    attempts: settings.jobAttempts,
+    backoff: { type: 'exponential' as const, delay: settings.jobBackoffMs },
+  };
+}

@@ -27,6 +27,9 @@ export type ErrorCode =
   | 'not_found'
   | 'conflict'
   | 'service_unavailable'
+  | 'idempotency_key_required'
+  | 'worker_lost'
+  | 'failpoint'
   | 'internal';
 
 /** Options of {@link ScenecacheError}. */

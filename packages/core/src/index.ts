@@ -17,3 +17,4 @@ export * from './tenant-id.js';
 export * from './download-job.js';
 export * from './settings.js';
 export * from './logger.js';
+export * from './failpoint.js';

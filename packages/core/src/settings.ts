@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ScenecacheError } from './errors.js';
+import { FAILPOINT_NAMES, type FailpointAction } from './failpoint.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -45,6 +46,16 @@ const envSchema = z.object({
   WORKER_CONCURRENCY: int(1, 256).default(8),
   WAITER_FALLBACK_DELAY_MS: int(100, 3_600_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
+  JOB_LOCK_DURATION_MS: int(1_000, 600_000).default(30_000),
+  JOB_STALLED_INTERVAL_MS: int(500, 600_000).default(15_000),
+  JOB_ATTEMPTS: int(1, 100).default(5),
+  JOB_BACKOFF_MS: int(0, 3_600_000).default(2_000),
+  REQUIRE_IDEMPOTENCY_KEY: bool.default(false),
+  FAILPOINTS: z
+    .string()
+    .regex(/^[a-z-]+=(pause|kill|error)(,[a-z-]+=(pause|kill|error))*$/, 'must be name=pause|kill|error[,...]')
+    .refine((v) => v.split(',').every((pair) => (FAILPOINT_NAMES as readonly string[]).includes(pair.split('=')[0]!)), `names must be among ${FAILPOINT_NAMES.join(', ')}`)
+    .optional(),
   API_PORT: int(0, 65535).default(8080),
   API_HOST: z.string().min(1).default('0.0.0.0'),
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
@@ -88,6 +99,24 @@ export interface Settings {
   readonly waiterFallbackDelayMs: number;
   /** Deadline of the graceful shutdown (ms). @defaultValue 30000 */
   readonly shutdownTimeoutMs: number;
+  /**
+   * BullMQ job lock (ms): a killed worker's jobs go back to the queue this long after it died
+   * (plus up to one stalled interval). Renewed every half of it. @defaultValue 30000
+   */
+  readonly jobLockDurationMs: number;
+  /** How often workers look for stalled jobs (ms). @defaultValue 15000 */
+  readonly jobStalledIntervalMs: number;
+  /** Tries per job before it fails for good (set at enqueue). @defaultValue 5 */
+  readonly jobAttempts: number;
+  /** First retry delay (ms), doubled at each retry (set at enqueue). @defaultValue 2000 */
+  readonly jobBackoffMs: number;
+  /** Refuse `POST /v1/downloads` without an `Idempotency-Key` (400). @defaultValue false */
+  readonly requireIdempotencyKey: boolean;
+  /**
+   * Failpoints (tests only, never in production): `name=pause|kill|error`, comma-separated, e.g.
+   * `bands-stored=pause`. See `failpoint.ts`.
+   */
+  readonly failpoints: Readonly<Record<string, FailpointAction>>;
   readonly apiPort: number;
   readonly apiHost: string;
   readonly workerMetricsPort: number;
@@ -146,6 +175,14 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     workerConcurrency: e.WORKER_CONCURRENCY,
     waiterFallbackDelayMs: e.WAITER_FALLBACK_DELAY_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    jobLockDurationMs: e.JOB_LOCK_DURATION_MS,
+    jobStalledIntervalMs: e.JOB_STALLED_INTERVAL_MS,
+    jobAttempts: e.JOB_ATTEMPTS,
+    jobBackoffMs: e.JOB_BACKOFF_MS,
+    requireIdempotencyKey: e.REQUIRE_IDEMPOTENCY_KEY,
+    failpoints: Object.freeze(
+      Object.fromEntries((e.FAILPOINTS ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, FailpointAction])),
+    ),
     apiPort: e.API_PORT,
     apiHost: e.API_HOST,
     workerMetricsPort: e.WORKER_METRICS_PORT,

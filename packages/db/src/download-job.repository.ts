@@ -361,3 +361,27 @@ export async function markJobFailed(db: Queryable, id: string, input: MarkJobFai
     : { ...common, status: 'queued' as const };
   return db.updateTable('download_jobs').set(update).where('id', '=', id).returningAll().executeTakeFirst();
 }
+
+/**
+ * BullMQ failed the job on its own, without a processor to record it: it stalled more often than
+ * `maxStalledCount` allows (the workers running it kept dying or losing their lock). Status
+ * `failed`, code `worker_lost`; a row already completed or failed is left alone.
+ *
+ * @returns the row after the write; `undefined` when there is no unfinished row with that id.
+ */
+export async function markJobLost(db: Queryable, id: string, message: string): Promise<DownloadJobRow | undefined> {
+  return db
+    .updateTable('download_jobs')
+    .set({
+      status: 'failed',
+      error_code: 'worker_lost',
+      error_message: message,
+      finished_at: sql<Date>`now()`,
+      duration_ms: sql<number | null>`CASE WHEN started_at IS NULL THEN NULL ELSE round(extract(epoch FROM now() - started_at) * 1000)::integer END`,
+      updated_at: sql<Date>`now()`,
+    })
+    .where('id', '=', id)
+    .where('status', 'in', ['queued', 'active'])
+    .returningAll()
+    .executeTakeFirst();
+}

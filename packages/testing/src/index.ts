@@ -1,3 +1,4 @@
 /** Test support: a database per test file (cloned from a migrated template), S3 buckets, settings. */
 export * from './database.js';
 export * from './s3.js';
+export * from './tcp-proxy.js';
