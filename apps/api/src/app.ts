@@ -14,7 +14,7 @@ import type { Kysely } from 'kysely';
 import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
 import { pingDb, type DB } from '@scenecache/db';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
-import { errorBody, registerErrorHandling } from './error-handler.js';
+import { clientErrorHandler, errorBody, registerErrorHandling } from './error-handler.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
 import { downloadsRoutes } from './routes/downloads.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
@@ -79,6 +79,8 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     genReqId: requestId,
     // Requests arriving while the server closes get our JSON 503 (hook below), not Fastify's.
     return503OnClosing: false,
+    // Requests the HTTP parser rejects get our JSON error body too.
+    clientErrorHandler,
   });
   app.setValidatorCompiler(zodValidatorCompiler);
   app.setSerializerCompiler(zodSerializerCompiler);

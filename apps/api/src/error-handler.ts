@@ -4,13 +4,15 @@
  * here; connection failures of Postgres/Redis become 503; anything else is a 500 `internal` whose
  * details go to the log, not to the client.
  */
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ScenecacheError, type ErrorCode } from '@scenecache/core';
 import { isUnavailableError } from './dependency-call.js';
 
 /** Error codes of API replies: the domain's, plus HTTP-level ones. */
-export type ApiErrorCode = ErrorCode | 'invalid_json' | 'payload_too_large' | 'unsupported_media_type' | 'method_not_allowed';
+export type ApiErrorCode = ErrorCode | 'invalid_json' | 'payload_too_large' | 'unsupported_media_type' | 'method_not_allowed' | 'request_timeout' | 'headers_too_large';
 
 /** The error reply body. */
 export interface ApiErrorBody {
@@ -80,4 +82,45 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     return reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
+}
+
+/** The header whose value Node's parser stopped in (`bytesParsed` points at the bad byte). */
+function headerAt(raw: Buffer, offset: number): string | undefined {
+  const head = raw.subarray(0, offset).toString('latin1');
+  const line = head.slice(head.lastIndexOf('\r\n') + 2);
+  const name = line.slice(0, line.indexOf(':'));
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) ? name : undefined;
+}
+
+/**
+ * Fastify's `clientErrorHandler`: requests Node's HTTP parser rejects before any route sees them
+ * (a control character in a header value, a malformed request line, headers too large, a
+ * request that arrives too slowly) get the API's JSON error body too — naming the header for a bad
+ * header value — instead of Fastify's `{"error": "Bad Request", "message": "Client Error"}`.
+ */
+export function clientErrorHandler(this: FastifyInstance, err: ConnectionError, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let status = 400;
+  let body: ApiErrorBody;
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    body = errorBody('request_timeout', 'the request did not arrive in time');
+  } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    body = errorBody('headers_too_large', 'the request headers are too large');
+  } else {
+    const raw: unknown = err.rawPacket;
+    const reason = (err as { reason?: unknown }).reason;
+    const header = reason === 'Invalid header value char' && Buffer.isBuffer(raw) ? headerAt(raw, err.bytesParsed) : undefined;
+    body = header
+      ? errorBody('invalid_payload', `${header} header: contains a character HTTP does not allow in a header value (a control character)`, header)
+      : errorBody('invalid_payload', `malformed HTTP request: ${typeof reason === 'string' ? reason : err.message}`);
+  }
+  this.log.info({ err, status, error: body.error }, 'request rejected by the HTTP parser');
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const json = JSON.stringify(body);
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
 }

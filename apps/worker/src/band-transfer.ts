@@ -34,6 +34,8 @@ export interface TransferBandInput {
   logger: Logger;
   /** Whole-file restarts when the server cannot resume (no 206). @defaultValue 3 */
   maxRestarts?: number;
+  /** Adopt a verified object already at `key` (false: the scene was invalidated, its objects are not trusted). @defaultValue true */
+  adoptExisting?: boolean;
 }
 
 /**
@@ -43,7 +45,7 @@ export interface TransferBandInput {
  */
 export async function transferBand(input: TransferBandInput): Promise<TransferredBand> {
   const { cdse, store, file, bucket, key, signal, logger } = input;
-  const existing = await store.headObject(bucket, key);
+  const existing = input.adoptExisting === false ? undefined : await store.headObject(bucket, key);
   if (existing && existing.size === file.size && existing.metadata[SHA3_METADATA_KEY] === file.sha3_256) {
     logger.info({ key }, 'adopting a verified object left by an earlier attempt');
     return { etag: existing.etag, bytesDownloaded: 0, adopted: true };

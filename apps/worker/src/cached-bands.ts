@@ -16,6 +16,11 @@ export interface CacheCheck {
   readonly missing: readonly Band[];
   /** Registered bands whose object is missing or has the wrong size (ids). */
   readonly invalid: readonly string[];
+  /**
+   * Keys of the objects of an invalidated row (`is_valid = false`): not to be adopted as left-over
+   * uploads, and not to be left in the bucket once the scene is registered again.
+   */
+  readonly untrustedKeys: readonly string[];
 }
 
 /**
@@ -40,5 +45,6 @@ export async function checkCachedBands(
     }),
   );
   for (const band of bands) if (!cached.has(band.id)) missing.push(band);
-  return { cached, missing, invalid };
+  const untrustedKeys = row && !row.is_valid ? Object.values(row.bands).map((b) => b.key) : [];
+  return { cached, missing, invalid, untrustedKeys };
 }

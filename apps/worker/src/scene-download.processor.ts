@@ -32,10 +32,12 @@ import {
 } from '@scenecache/core';
 import {
   findScene,
+  isConnectionError,
   markBandsInvalid,
   markJobActive,
   markJobCompleted,
   markJobFailed,
+  markJobRequeued,
   recordCacheHit,
   recordJobWait,
   registerBands,
@@ -102,16 +104,22 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
         // Cancelled (shutdown, or our job lock was lost): hand the job back without spending an
         // attempt. With a lost lock the move fails and the stalled check hands it back instead.
         log.warn({ reason: String(signal.reason) }, 'job cancelled; handing it back');
-        await job.moveToDelayed(Date.now(), token).catch((moveErr: unknown) => log.warn({ err: moveErr }, 'could not hand the job back'));
-        throw new DelayedError();
+        return handBack(deps, job, token, 0, log, { recordInDb: true });
+      }
+      if (isDependencyUnavailable(err)) {
+        // Postgres (or another service of ours) is unreachable: not the job's fault. Come back
+        // later without spending an attempt, however long the outage lasts — retries would burn
+        // every attempt within seconds and fail the job where the failure cannot even be recorded.
+        const delayMs = Math.max(settings.jobBackoffMs, 1_000) * (1 + Math.random());
+        log.warn({ err, delayMs: Math.round(delayMs) }, 'a dependency is unavailable; job delayed');
+        return handBack(deps, job, token, delayMs, log, { recordInDb: false });
       }
       const e = toScenecacheError(err);
       if (e.code === 'upstream_rate_limited') {
         // A 429 is a rate limit, not a failure: come back later without spending an attempt.
         const retryAfterMs = (e instanceof UpstreamError ? e.retryAfterMs : undefined) ?? 10_000;
         log.warn({ retryAfterMs }, 'upstream rate limited; job delayed');
-        await job.moveToDelayed(Date.now() + retryAfterMs + Math.random() * retryAfterMs, token);
-        throw new DelayedError();
+        return handBack(deps, job, token, retryAfterMs + Math.random() * retryAfterMs, log, { recordInDb: true });
       }
       const final = !e.retryable || attempt >= (job.opts.attempts ?? 1);
       log.error({ err: e, code: e.code, attempt, final }, final ? 'job failed' : 'job attempt failed; will retry');
@@ -122,6 +130,34 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
       throw e;
     }
   };
+}
+
+/**
+ * Give the job back to the queue for `delayMs` without spending an attempt (BullMQ
+ * `moveToDelayed` + `DelayedError`). The row goes back to `queued` first (so a worker that picks
+ * the job up at once is not overwritten), unless the database is the thing that is down.
+ */
+async function handBack(deps: WorkerDeps, job: SceneJob, token: string | undefined, delayMs: number, log: Logger, options: { recordInDb: boolean }): Promise<never> {
+  if (options.recordInDb) await markJobRequeued(deps.db, job.id!).catch((err: unknown) => log.warn({ err }, 'could not mark the job queued'));
+  await job.moveToDelayed(Date.now() + delayMs, token).catch((err: unknown) => log.warn({ err }, 'could not hand the job back'));
+  throw new DelayedError();
+}
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+
+/**
+ * Whether `err` is a raw connection failure (Postgres unreachable or its connection dropped, as
+ * pg and pg-pool report it), as opposed to a failure of the job. Our own errors
+ * ({@link ScenecacheError}: upstream, storage, `lock_lost`, …) keep their retry policy.
+ */
+function isDependencyUnavailable(err: unknown, depth = 0): boolean {
+  if (depth > 4 || typeof err !== 'object' || err === null || err instanceof ScenecacheError) return false;
+  if (isConnectionError(err)) return true;
+  const { code, message, cause, errors } = err as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true;
+  if (typeof message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(message)) return true;
+  if (Array.isArray(errors) && errors.some((e) => isDependencyUnavailable(e, depth + 1))) return true;
+  return isDependencyUnavailable(cause, depth + 1);
 }
 
 /**
@@ -189,10 +225,14 @@ async function runPipeline(
         } else {
           usedSlot = true;
           log.info({ slot, bands: check.missing.map((b) => b.id) }, 'downloading from upstream');
-          fetched = await downloadBands(deps, request, check.missing, lease, jobSignal, log);
+          fetched = await downloadBands(deps, job.id!, request, check.missing, lease, jobSignal, log, check.untrustedKeys);
           await failpoint(settings.failpoints, 'bands-stored', log);
           // Step 5: register only while the lock is provably still ours.
           lease.throwIfLost();
+          // Registering replaces an invalidated row's bands: remove their untrusted objects first,
+          // so no later job adopts one of them as a left-over upload.
+          const fresh = new Set([...fetched.bands.values()].map((b) => b.key));
+          for (const key of check.untrustedKeys) if (!fresh.has(key)) await store.deleteObject(settings.globalBucket, key);
           await registerBands(db, {
             sceneId,
             storageBucket: settings.globalBucket,
@@ -211,7 +251,8 @@ async function runPipeline(
       await lease.release();
       // Waiters on this scene either find their bands now or take the lock in turn.
       await waiters.wake({ kind: 'scene', sceneId });
-      if (usedSlot) await waiters.wake({ kind: 'upstream-slot' });
+      // One slot was freed: one slot waiter, not all of them (see SceneWaiters.wake).
+      if (usedSlot) await waiters.wake({ kind: 'upstream-slot' }, 1);
     }
     if (waitForSlot) {
       return getOutOfTheWay(deps, job, token, { kind: 'upstream-slot' }, () => locks.isAnyUpstreamSlotFree(settings.upstreamConcurrency), log);
@@ -227,9 +268,12 @@ async function runPipeline(
   }
   const copy = await copyToTenant(store, settings.globalBucket, request.tenantBucket, all, () => failpoint(settings.failpoints, 'tenant-copied', log));
 
-  // Step 7: record.
-  const bandsDownloaded = request.bands.filter((b) => fetched.bands.has(b.id)).map((b) => b.id);
-  const bandsReused = request.bands.filter((b) => !fetched.bands.has(b.id)).map((b) => b.id);
+  // Step 7: record. A band registered by an earlier attempt of this job (killed before it
+  // finished) was downloaded by this job, not reused.
+  const byThisJob = (id: string) => fetched.bands.has(id) || check.cached.get(id)?.job_id === job.id;
+  const bandsDownloaded = request.bands.filter((b) => byThisJob(b.id)).map((b) => b.id);
+  const bandsReused = request.bands.filter((b) => !byThisJob(b.id)).map((b) => b.id);
+  const bytesDownloaded = fetched.bytes + bandsDownloaded.reduce((sum, id) => sum + (fetched.bands.has(id) ? 0 : all.get(id)!.size), 0);
   await upsertTenantScene(db, { tenantId: request.tenantId, sceneId, bucket: request.tenantBucket, bands: copy.keys });
   if (bandsReused.length > 0) await recordCacheHit(db, sceneId);
   const cacheStatus = bandsDownloaded.length > 0 ? 'downloaded' : 'reused';
@@ -239,7 +283,7 @@ async function runPipeline(
     cache_status: cacheStatus,
     bands_downloaded: bandsDownloaded,
     bands_reused: bandsReused,
-    bytes_downloaded: fetched.bytes,
+    bytes_downloaded: bytesDownloaded,
     bytes_copied: copy.bytesCopied,
     objects: copy.objects,
     duration_ms: Date.now() - startedAt.getTime(),
@@ -266,11 +310,13 @@ async function readCache(deps: WorkerDeps, sceneId: string, bands: readonly Band
 /** Step 4: look the product up, read its manifest, stream each missing band (one at a time). */
 async function downloadBands(
   deps: WorkerDeps,
+  jobId: string,
   request: ValidatedDownload,
   missing: readonly Band[],
   lease: SceneLease,
   jobSignal: AbortSignal,
   log: Logger,
+  untrustedKeys: readonly string[],
 ): Promise<Fetched & { productId: string }> {
   const { cdse, store, settings } = deps;
   const { product } = request;
@@ -287,18 +333,22 @@ async function downloadBands(
     const key = `${sceneStoragePath(product)}/${file.path.slice(file.path.lastIndexOf('/') + 1)}`;
     const bandLog = log.child({ band: band.id, bytes: file.size });
     const t0 = Date.now();
-    const { etag } = await transferBand({ cdse, store, productId: upstream.Id, safeName: product.safeName, file, bucket: settings.globalBucket, key, signal, logger: bandLog });
+    const adoptExisting = !untrustedKeys.includes(key);
+    const { etag } = await transferBand({ cdse, store, productId: upstream.Id, safeName: product.safeName, file, bucket: settings.globalBucket, key, signal, logger: bandLog, adoptExisting });
     bandLog.info({ ms: Date.now() - t0 }, 'band stored in the global bucket');
-    bands.set(band.id, { key, size: file.size, sha3_256: file.sha3_256, etag, safe_path: file.path, registered_at: new Date().toISOString() });
+    bands.set(band.id, { key, size: file.size, sha3_256: file.sha3_256, etag, safe_path: file.path, registered_at: new Date().toISOString(), job_id: jobId });
     bytes += file.size;
   }
   return { bands, bytes, productId: upstream.Id };
 }
 
 /**
- * Get out of the way: register as a waiter, delay the job (freeing the worker slot; no
- * connection is held), then re-check — if what we wait for was released between our failed try
- * and our registration, nobody will wake us, so we wake ourselves.
+ * Get out of the way: delay the job (freeing the worker slot; no connection is held), register
+ * as a waiter, then re-check — if what we wait for was released between our failed try and our
+ * registration, nobody will wake us, so we wake ourselves. Delayed *before* registering: a waker
+ * takes a registration for good, and a promote of a job that is not delayed yet fails, so a
+ * registration taken before the delay would be a lost wake-up (the job would sleep until the
+ * fallback delay while the re-check found the resource held by the next job).
  */
 async function getOutOfTheWay(
   deps: WorkerDeps,
@@ -309,9 +359,9 @@ async function getOutOfTheWay(
   log: Logger,
 ): Promise<never> {
   const jobId = job.id!;
-  await deps.waiters.register(target, jobId);
   await recordJobWait(deps.db, jobId);
   await job.moveToDelayed(Date.now() + deps.settings.waiterFallbackDelayMs, token);
+  await deps.waiters.register(target, jobId);
   if (await isFreeNow()) await deps.waiters.promote(jobId);
   log.debug({ waitingFor: target.kind }, 'waiting for another job; delayed');
   throw new DelayedError();

@@ -1,14 +1,15 @@
 /**
  * Waiters: jobs that got out of the way (delayed) because another job holds their scene lock or
- * every upstream slot is taken. A waiter registers here *before* delaying itself; whoever releases
- * what it waits for wakes it with `Job.promote()` (delayed → waiting) at once, so a waiter resumes
- * within milliseconds of the download it waits for being registered, holding no worker slot or
- * connection in between. A waiter whose holder died is woken by its fallback delay instead.
+ * every upstream slot is taken. A waiter registers here right after delaying itself, then
+ * re-checks; whoever releases what it waits for wakes it with `Job.promote()` (delayed → waiting)
+ * at once, so a waiter resumes within milliseconds of the download it waits for being
+ * registered, holding no worker slot or connection in between. A waiter whose holder died is
+ * woken by its fallback delay instead.
  *
  * Redis keys (under the queue's prefix):
  * - `<prefix>:<queue>:waiters:scene:<scene_id>` — set of job ids waiting for that scene's lock;
  * - `<prefix>:<queue>:waiters:upstream-slot` — sorted set (score = registration time, ms) of job
- *   ids waiting for any upstream slot; woken oldest first.
+ *   ids waiting for any upstream slot; woken oldest first, one per free slot.
  */
 import { Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -49,13 +50,24 @@ export class SceneWaiters {
    * Wake every job waiting for `target`: take the registered ids (atomically, so two wakers don't
    * both promote) and promote each delayed job. A job that is no longer delayed (it woke itself,
    * or was never delayed) is skipped. Returns how many jobs were promoted.
+   *
+   * Upstream-slot waiters are woken oldest first, at most `limit` of them (one per freed slot):
+   * waking all of them for one free slot would pull every waiter into a worker slot and a lock
+   * connection, only for all but one to be delayed again. Ids whose job is no longer delayed are
+   * dropped and the next one is taken. A woken waiter that does not get the slot registers again.
    */
-  async wake(target: WaitTarget): Promise<number> {
+  async wake(target: WaitTarget, limit = Number.POSITIVE_INFINITY): Promise<number> {
     const key = this.key(target);
-    const multi = this.redis.multi();
-    if (target.kind === 'scene') multi.smembers(key);
-    else multi.zrange(key, 0, -1);
-    const replies = await multi.del(key).exec();
+    if (target.kind === 'upstream-slot') {
+      let promoted = 0;
+      while (promoted < limit) {
+        const [id] = await this.redis.zpopmin(key, 1);
+        if (id === undefined) break;
+        if (await this.promote(id)) promoted++;
+      }
+      return promoted;
+    }
+    const replies = await this.redis.multi().smembers(key).del(key).exec();
     const ids = (replies?.[0]?.[1] ?? []) as string[];
     if (!ids || ids.length === 0) return 0;
     const promoted = await Promise.all(ids.map((id) => this.promote(id)));

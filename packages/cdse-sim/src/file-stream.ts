@@ -82,6 +82,8 @@ export async function streamFile(res: ServerResponse, plan: StreamPlan): Promise
   plan.onStart?.(status);
 
   const rate = plan.bytesPerSecond && plan.bytesPerSecond > 0 ? plan.bytesPerSecond : undefined;
+  // A throttled body's first chunk waits a pacing interval: send the headers now.
+  if (rate) res.flushHeaders();
   // Throttled streams write about 8 chunks per second, so pacing stays smooth at low rates.
   const chunkSize = rate ? Math.max(1, Math.min(CHUNK, Math.floor(rate / 8))) : CHUNK;
   const cut = plan.cutAfterBytes;
@@ -100,15 +102,19 @@ export async function streamFile(res: ServerResponse, plan: StreamPlan): Promise
       plan.onBytes?.(buf.length);
       return { status, bytesSent: sent, finished: false, reachesEnd: false };
     }
+    if (rate) {
+      // Pace before writing: the last byte leaves at size/rate and the response ends right after
+      // it. (Sleeping after the last write kept a download slot busy for a pacing interval after
+      // the client had every byte and had moved on to its next download.)
+      const ahead = ((sent + buf.length) / rate) * 1000 - (Date.now() - t0);
+      if (ahead > 0) await sleep(ahead);
+      if (res.destroyed) break;
+    }
     const ok = res.write(buf);
     sent += buf.length;
     pos += buf.length;
     plan.onBytes?.(buf.length);
     if (!ok) await drainOrClose(res);
-    if (rate) {
-      const ahead = (sent / rate) * 1000 - (Date.now() - t0);
-      if (ahead > 0) await sleep(ahead);
-    }
   }
   if (res.destroyed) return { status, bytesSent: sent, finished: false, reachesEnd: false };
   if (cut !== undefined && cut <= sent) {

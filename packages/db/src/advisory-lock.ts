@@ -86,6 +86,10 @@ export class AdvisoryLocks {
     });
     // An idle pooled connection that dies is dropped by the pool; without a listener it would crash.
     this.pool.on('error', (err) => this.logger?.warn({ err }, 'idle lock connection failed'));
+    // A checked-out lock connection that dies emits `error` as well; pg-pool listens only while it
+    // is idle, so without this a Postgres outage during a try-lock would crash the process. (A
+    // lease adds its own listeners to notice the loss.)
+    this.pool.on('connect', (client) => client.on('error', (err) => this.logger?.debug({ err }, 'lock connection failed')));
     this.heartbeatMs = options.heartbeatMs ?? 2_000;
     this.logger = options.logger;
   }
@@ -139,13 +143,17 @@ export class AdvisoryLocks {
     return this.probe(Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i)));
   }
 
-  /** Upstream slots held right now, fleet-wide (from `pg_locks`): for metrics and tests. */
+  /**
+   * Upstream slots held right now, fleet-wide (from `pg_locks`, in this database: advisory locks
+   * of other databases on the same server are other fleets').
+   */
   async upstreamSlotsInUse(slots: number): Promise<number> {
     const names = Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i));
     const res = await this.pool.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM pg_locks l
          JOIN unnest($1::text[]) AS s(name)
            ON l.locktype = 'advisory' AND l.granted
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
           AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(s.name, 0)`,
       [names],
     );

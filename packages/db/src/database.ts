@@ -67,6 +67,10 @@ export function createDb(databaseUrl: string, options: CreateDbOptions = {}): Ky
   // An idle client's error is emitted on the pool; without a listener it would crash the process.
   // The pool already discarded the client, the next query just opens a new one.
   pool.on('error', (err) => options.logger?.warn({ err }, 'idle Postgres connection failed'));
+  // A checked-out client whose connection dies emits `error` too (after failing its query), and
+  // pg-pool listens only while the client is idle: without this listener a Postgres outage during
+  // a query crashes the process. The failed query rejects anyway; the pool drops the client on release.
+  pool.on('connect', (client) => client.on('error', (err) => options.logger?.debug({ err }, 'Postgres connection failed')));
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }
 

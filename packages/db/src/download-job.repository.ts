@@ -292,6 +292,23 @@ export async function recordJobWait(db: Queryable, id: string): Promise<boolean>
 }
 
 /**
+ * The job was handed back to the queue without spending an attempt (cancelled at shutdown, rate
+ * limited upstream, a dependency unreachable): status `active` → `queued`, so dashboards do not
+ * show it running on a worker that let it go. Other statuses are left alone.
+ *
+ * @returns whether a row changed.
+ */
+export async function markJobRequeued(db: Queryable, id: string): Promise<boolean> {
+  const result = await db
+    .updateTable('download_jobs')
+    .set({ status: 'queued', updated_at: sql<Date>`now()` })
+    .where('id', '=', id)
+    .where('status', '=', 'active')
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/**
  * The job succeeded: status `completed` with the result's figures, `finished_at` = now,
  * `duration_ms` = `result.duration_ms`; a previous attempt's error is cleared.
  *

@@ -21,6 +21,8 @@ export interface CachedBand {
   safe_path: string;
   /** When the band was registered (ISO 8601). */
   registered_at: string;
+  /** The job whose download registered the band (absent in rows written before it was recorded). */
+  job_id?: string;
 }
 
 export interface GlobalSceneCacheTable {

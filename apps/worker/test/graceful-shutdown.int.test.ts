@@ -1,0 +1,232 @@
+/**
+ * Graceful shutdown of a worker process (issue 3, failure 6), on real services: spawned
+ * `apps/worker/dist/main.js` processes, Postgres, Redis, s3rver and a cdse-sim whose band streams
+ * are slowed per file, so a SIGTERM lands in the middle of a download.
+ *
+ * It proves that
+ * - on SIGTERM the worker's `/healthz` (WORKER_METRICS_PORT) turns 503 at once, while the download
+ *   is still running (readiness fails first);
+ * - a download that fits in SHUTDOWN_TIMEOUT_MS finishes: the job is completed by that worker and
+ *   the process exits 0 within the deadline;
+ * - a download that does not fit is cancelled before the deadline and the job is handed back to
+ *   the queue (not failed, no attempt spent); the process exits 0 within the deadline; a second
+ *   worker completes the job, adopting the band the first one had stored and downloading the
+ *   interrupted band once to completion;
+ * - a second signal forces the exit at once, long before the deadline; the job, its lock left to
+ *   expire, is still completed by another worker, and no advisory lock survives the process.
+ */
+import { createServer, type AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import { findBandFile, parseProductName, resolveBand } from '@scenecache/core';
+import { findJobById } from '@scenecache/db';
+import { startPipelineHarness, type LogLine, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
+
+// A different real product per test (fixtures/cdse/sentinel2_products.tsv).
+const P_FINISH = 'S2A_MSIL1C_20170413T104021_N0204_R008_T31SCA_20170413T104021';
+const P_HAND_BACK = 'S2A_MSIL2A_20170827T105651_N0205_R094_T31WFN_20170827T105652';
+const P_FORCED = 'S2A_MSIL1C_20171012T112111_N0205_R037_T29SQC_20171012T112713';
+
+/** Poll `check` every 20 ms until it returns true. @throws naming `what` after `timeoutMs`. */
+async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** `GET /healthz` of a worker: the HTTP status, or `refused` when nothing listens. */
+async function healthz(port: number): Promise<number | 'refused'> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(2_000) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 'refused';
+  }
+}
+
+/** Index of the first log line with message `msg` (-1 when none). */
+function logIndex(logs: readonly LogLine[], msg: string): number {
+  return logs.findIndex((l) => l.msg === msg);
+}
+
+describe('graceful shutdown of a worker process', () => {
+  let h: PipelineHarness;
+
+  beforeAll(async () => {
+    h = await startPipelineHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  /** `bands` of `product` as the sim names them: suffix for `downloadsOf`, key for `completedBy`. */
+  async function bandFile(product: string, band: string): Promise<{ suffix: string; key: string }> {
+    const b = resolveBand(parseProductName(product).level, band);
+    const file = findBandFile(await h.sim.productFiles(product), b)!;
+    return { suffix: b.fileSuffix, key: `${product}/${file.path}` };
+  }
+
+  async function enqueue(tenant: string, product: string, bands: string[]): Promise<string> {
+    const res = await h.enqueue({ tenant_id: tenant, scene_id: product, bands });
+    expect(res.status).toBe(202);
+    return res.body.job_id!;
+  }
+
+  /** Spawn a worker with its health endpoint on a port of ours; resolves once it is healthy. */
+  async function spawnHealthyWorker(env: Record<string, string>): Promise<{ worker: SpawnedWorker; port: number }> {
+    const port = await freePort();
+    const worker = h.spawnWorker({ WORKER_METRICS_PORT: String(port), ...env });
+    await worker.waitForLog((l) => l.msg === 'health endpoint listening', 30_000);
+    expect(await healthz(port)).toBe(200);
+    return { worker, port };
+  }
+
+  const workerIdOf = (w: SpawnedWorker): string => `${hostname()}:${w.pid}`;
+  const userAgentOf = (w: SpawnedWorker): string => `scenecache-worker (${workerIdOf(w)})`;
+
+  it('SIGTERM during a download that fits in the deadline: unhealthy first, the job completes, exit 0 in time', async () => {
+    const deadlineMs = 15_000;
+    const b04 = await bandFile(P_FINISH, 'B04');
+    // ~270 kB at 100 kB/s: the download takes ~2.7 s, far less than the deadline.
+    h.sim.addFault({ kind: 'slowBytesPerSecond', bytesPerSecond: 100_000, product: P_FINISH, file: b04.suffix, count: 1 });
+    const { worker, port } = await spawnHealthyWorker({ SHUTDOWN_TIMEOUT_MS: String(deadlineMs) });
+    const id = await enqueue('grace-finish', P_FINISH, ['B04']);
+    await until(() => h.sim.downloadsOf(P_FINISH, b04.suffix).bytes > 0, 20_000, 'the band download to start');
+
+    const signalledAt = Date.now();
+    worker.child.kill('SIGTERM');
+    let health = await healthz(port);
+    while (health === 200 && Date.now() - signalledAt < 2_000) health = await healthz(port);
+    // Readiness failed first: the endpoint answers 503 while the band is still streaming.
+    expect(health).toBe(503);
+    expect(h.sim.downloadsOf(P_FINISH, b04.suffix)).toMatchObject({ started: 1, completed: 0 });
+    expect((await findJobById(h.db, id))?.status).toBe('active');
+
+    const exit = await worker.exited;
+    const elapsed = Date.now() - signalledAt;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(elapsed).toBeLessThan(deadlineMs);
+
+    const row = await findJobById(h.db, id);
+    expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', worker_id: workerIdOf(worker), attempts: 1, error_code: null });
+    expect(await (await h.queue.getJob(id))?.getState()).toBe('completed');
+    expect(h.sim.downloadsOf(P_FINISH, b04.suffix)).toMatchObject({ started: 1, completed: 1 });
+    // In order: shutdown began, the running job finished, then the process closed its resources.
+    const { logs } = worker;
+    expect(logIndex(logs, 'shutting down')).toBeGreaterThanOrEqual(0);
+    expect(logIndex(logs, 'job completed')).toBeGreaterThan(logIndex(logs, 'shutting down'));
+    expect(logIndex(logs, 'shutdown complete')).toBeGreaterThan(logIndex(logs, 'job completed'));
+    expect(logIndex(logs, 'shutdown deadline near: cancelling running jobs')).toBe(-1);
+    expect(await healthz(port)).toBe('refused');
+  });
+
+  it('SIGTERM during a download that cannot finish in time: handed back before the deadline, completed by another worker', async () => {
+    // Jobs still running at 80 % of the deadline are cancelled: 4 s in, leaving 1 s to hand back and close.
+    const deadlineMs = 5_000;
+    const b02 = await bandFile(P_HAND_BACK, 'B02');
+    const b04 = await bandFile(P_HAND_BACK, 'B04');
+    // B02 streams at full speed and is stored; B04 (~237 kB at 20 kB/s, ~12 s) cannot finish in 5 s.
+    h.sim.addFault({ kind: 'slowBytesPerSecond', bytesPerSecond: 20_000, product: P_HAND_BACK, file: b04.suffix, count: 1 });
+    const { worker, port } = await spawnHealthyWorker({ SHUTDOWN_TIMEOUT_MS: String(deadlineMs) });
+    const id = await enqueue('grace-handback', P_HAND_BACK, ['B02', 'B04']);
+    await until(() => h.sim.downloadsOf(P_HAND_BACK, b04.suffix).bytes > 0, 20_000, 'the slow band download to start');
+    expect(h.sim.downloadsOf(P_HAND_BACK, b02.suffix)).toMatchObject({ started: 1, completed: 1 });
+
+    const signalledAt = Date.now();
+    worker.child.kill('SIGTERM');
+    let health = await healthz(port);
+    while (health === 200 && Date.now() - signalledAt < 2_000) health = await healthz(port);
+    expect(health).toBe(503);
+
+    const exit = await worker.exited;
+    const elapsed = Date.now() - signalledAt;
+    // Exit 0: the shutdown completed by itself (close-with-grace's timeout would exit 1).
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(elapsed).toBeLessThan(deadlineMs);
+    const { logs } = worker;
+    const cancelAt = logIndex(logs, 'shutdown deadline near: cancelling running jobs');
+    expect(cancelAt).toBeGreaterThan(logIndex(logs, 'shutting down'));
+    expect(logIndex(logs, 'job cancelled; handing it back')).toBeGreaterThan(cancelAt);
+    expect(logIndex(logs, 'could not hand the job back')).toBe(-1);
+    expect(logs.filter((l) => l.msg === 'job failed' || l.msg === 'job attempt failed; will retry')).toEqual([]);
+    expect(logIndex(logs, 'shutdown complete')).toBeGreaterThan(cancelAt);
+
+    // Handed back: waiting in the queue again, no attempt spent, no failure recorded.
+    const job = (await h.queue.getJob(id))!;
+    expect(['delayed', 'waiting', 'prioritized']).toContain(await job.getState());
+    expect(job.attemptsMade).toBe(0);
+    expect(job.failedReason ?? '').toBe('');
+    const handedBack = await findJobById(h.db, id);
+    expect(handedBack?.status).not.toBe('failed');
+    expect(handedBack?.error_code).toBeNull();
+    expect(h.sim.downloadsOf(P_HAND_BACK, b04.suffix)).toMatchObject({ started: 1, completed: 0 });
+
+    const second = h.spawnWorker();
+    const [row] = await h.waitForJobs([id], 30_000);
+    expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', worker_id: workerIdOf(second), attempts: 1, error_code: null });
+    // The interrupted band was downloaded to completion exactly once, by the second worker; the
+    // band the first worker had stored (not registered) was adopted, not downloaded again.
+    expect(h.sim.downloadsOf(P_HAND_BACK, b04.suffix)).toMatchObject({ started: 2, completed: 1 });
+    expect(h.sim.counters().completedBy[b04.key]).toEqual({ [userAgentOf(second)]: 1 });
+    expect(h.sim.downloadsOf(P_HAND_BACK, b02.suffix)).toMatchObject({ started: 1, completed: 1 });
+    expect(h.sim.counters().completedBy[b02.key]).toEqual({ [userAgentOf(worker)]: 1 });
+    await second.waitForLog((l) => l.msg === 'adopting a verified object left by an earlier attempt', 1_000);
+    await second.kill();
+  });
+
+  it('a second signal forces the exit at once; the job is not lost', async () => {
+    const deadlineMs = 20_000;
+    const b08 = await bandFile(P_FORCED, 'B08');
+    // ~271 kB at 20 kB/s: ~13 s, so the graceful shutdown would wait for it.
+    h.sim.addFault({ kind: 'slowBytesPerSecond', bytesPerSecond: 20_000, product: P_FORCED, file: b08.suffix, count: 1 });
+    const { worker } = await spawnHealthyWorker({ SHUTDOWN_TIMEOUT_MS: String(deadlineMs) });
+    const id = await enqueue('grace-forced', P_FORCED, ['B08']);
+    await until(() => h.sim.downloadsOf(P_FORCED, b08.suffix).bytes > 0, 20_000, 'the band download to start');
+
+    const signalledAt = Date.now();
+    worker.child.kill('SIGTERM');
+    await worker.waitForLog((l) => l.msg === 'shutting down', 5_000);
+    // Still draining: the job is running and the process is alive.
+    await sleep(300);
+    expect(worker.child.exitCode).toBeNull();
+    worker.child.kill('SIGINT');
+    const exit = await worker.exited;
+    const elapsed = Date.now() - signalledAt;
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(elapsed).toBeLessThan(3_000);
+    expect(worker.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('second SIGINT'))).toBe(true);
+    expect(logIndex(worker.logs, 'shutdown complete')).toBe(-1);
+
+    // The dead process's session and its advisory locks are gone.
+    await until(
+      async () => {
+        const res = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()`.execute(h.db);
+        return res.rows[0]!.n === 0;
+      },
+      5_000,
+      'the advisory locks of the killed worker to go',
+    );
+
+    // Its BullMQ lock expires (JOB_LOCK_DURATION_MS 4 s), the stalled check hands the job to another worker.
+    const second = h.spawnWorker();
+    const [row] = await h.waitForJobs([id], 30_000);
+    // attempts 1: a stall (the killed worker) is not a failed attempt.
+    expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', worker_id: workerIdOf(second), attempts: 1, error_code: null });
+    expect(h.sim.downloadsOf(P_FORCED, b08.suffix)).toMatchObject({ started: 2, completed: 1 });
+    expect(h.sim.counters().completedBy[b08.key]).toEqual({ [userAgentOf(second)]: 1 });
+    await second.kill();
+  });
+});

@@ -1,0 +1,185 @@
+/**
+ * Issue 3, failure 7 — the fleet-wide upstream cap holds. Three spawned worker processes with 8
+ * slots each (24 worker slots) get 40 distinct real Sentinel-2 products at once (one batch, one
+ * `addBulk`) with UPSTREAM_CONCURRENCY 4, against a sim that would accept 16 concurrent downloads
+ * and streams slowly enough for downloads to overlap. Sampled every ~20 ms, this proves:
+ *
+ * - the sim never sees more than 4 band streams at once (and no 429), yet does see 4: the cap is
+ *   used, not just respected;
+ * - jobs waiting for a slot hold no worker slot: once the first job has completed (every job has
+ *   been sorted into downloading or waiting by then), at most 2 × cap jobs are active — per slot
+ *   its downloader (or the one waiter its release woke) plus the job that just freed it, still in
+ *   fan-out — and the rest are delayed; in the first round there is a moment with exactly the 4
+ *   downloaders active and the other 36 delayed;
+ * - they hold no connection either: advisory locks (scene + slot per downloader) stay ≤ 2 × cap
+ *   and are held on ≤ 2 × cap connections, upstream-slot locks never exceed the cap, and the lock
+ *   pools stay within their configured size;
+ * - at the end: all 40 completed, each (product, band) downloaded upstream exactly once, no lock left.
+ *
+ * The waiter fallback delay is set far beyond the test's duration, so every job that ran after
+ * waiting was woken by the release of a slot: the wake-up chain alone drives the fleet.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'kysely';
+import { parseProductName, resolveBand } from '@scenecache/core';
+import { startPipelineHarness, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
+
+const PROCESSES = 3;
+const WORKER_CONCURRENCY = 8;
+const CAP = 4;
+const JOBS = 40;
+/** Both exist at 10 m (the native resolution) in L1C and L2A products. */
+const BANDS = ['B04', 'B08'];
+
+/** 40 distinct real product names, L1C and L2A (fixtures/cdse/sentinel2_products.tsv). */
+const PRODUCTS = readFileSync(fileURLToPath(new URL('../../../fixtures/cdse/sentinel2_products.tsv', import.meta.url)), 'utf8')
+  .trim()
+  .split('\n')
+  .slice(1)
+  .map((line) => line.split('\t')[0]!)
+  .slice(0, JOBS);
+
+interface Sample {
+  /** ms since the batch was enqueued */
+  t: number;
+  active: number;
+  delayed: number;
+  waiting: number;
+  completed: number;
+  /** Band streams in flight at the sim. */
+  downloading: number;
+  /** Advisory locks held in the test database. */
+  locks: number;
+  /** Of those, upstream-slot locks. */
+  slotLocks: number;
+  /** Backends holding any advisory lock. */
+  lockHolders: number;
+  /** Connections of the worker lock pools (application_name scenecache-locks). */
+  lockConnections: number;
+}
+
+describe(`the upstream cap with ${PROCESSES} worker processes × ${WORKER_CONCURRENCY} slots and ${JOBS} products`, () => {
+  let h: PipelineHarness;
+
+  beforeAll(async () => {
+    // Band files of ~240–270 kB at 350 kB/s: each band ~0.7 s, a job (2 bands) ~1.5 s, 10 rounds.
+    h = await startPipelineHarness({
+      simOptions: { maxConcurrentDownloads: 16, bytesPerSecond: 350_000 },
+      env: { WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), UPSTREAM_CONCURRENCY: String(CAP), WAITER_FALLBACK_DELAY_MS: '300000' },
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  async function lockState(): Promise<Pick<Sample, 'locks' | 'slotLocks' | 'lockHolders' | 'lockConnections'>> {
+    const res = await sql<Pick<Sample, 'locks' | 'slotLocks' | 'lockHolders' | 'lockConnections'>>`
+      WITH db AS (SELECT oid FROM pg_database WHERE datname = current_database()),
+           adv AS (SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key FROM pg_locks l, db
+                    WHERE l.locktype = 'advisory' AND l.granted AND l.database = db.oid)
+      SELECT (SELECT count(*)::int FROM adv) AS "locks",
+             (SELECT count(*)::int FROM adv JOIN generate_series(0, ${CAP - 1}) AS s(i) ON adv.key = hashtextextended('upstream-slot:' || s.i, 0)) AS "slotLocks",
+             (SELECT count(DISTINCT pid)::int FROM adv) AS "lockHolders",
+             (SELECT count(*)::int FROM pg_stat_activity a, db WHERE a.datid = db.oid AND a.application_name = 'scenecache-locks') AS "lockConnections"`.execute(h.db);
+    return res.rows[0]!;
+  }
+
+  it('never exceeds the cap upstream, keeps waiters delayed and lock-free, and downloads each band once', async () => {
+    const workers: SpawnedWorker[] = Array.from({ length: PROCESSES }, () => h.spawnWorker());
+    await Promise.all(workers.map((w) => w.waitForLog((l) => l.msg === 'worker started', 60_000)));
+    expect(await lockState()).toMatchObject({ locks: 0 });
+
+    const samples: Sample[] = [];
+    let sampling = true;
+    let t0 = Date.now();
+    const sampler = (async () => {
+      while (sampling) {
+        const downloading = h.sim.counters().currentConcurrentDownloads;
+        const [counts, locks] = await Promise.all([h.queue.getJobCounts('active', 'delayed', 'wait', 'prioritized', 'completed'), lockState()]);
+        samples.push({
+          t: Date.now() - t0,
+          active: counts.active ?? 0,
+          delayed: counts.delayed ?? 0,
+          waiting: (counts.wait ?? 0) + (counts.prioritized ?? 0),
+          completed: counts.completed ?? 0,
+          downloading: Math.max(downloading, h.sim.counters().currentConcurrentDownloads),
+          ...locks,
+        });
+        await sleep(20);
+      }
+    })();
+
+    t0 = Date.now();
+    const res = await fetch(`${h.apiUrl}/v1/downloads/batch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jobs: PRODUCTS.map((scene_id) => ({ tenant_id: 'capped', scene_id, bands: BANDS })) }),
+    });
+    expect(res.status).toBe(202);
+    const ids = ((await res.json()) as { jobs: Array<{ job_id: string }> }).jobs.map((j) => j.job_id);
+    expect(new Set(ids).size).toBe(JOBS);
+
+    let rows;
+    try {
+      rows = await h.waitForJobs(ids, 90_000);
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    const elapsedMs = Date.now() - t0;
+
+    // --- The cap, at the sim: never more than 4 streams, never a 429, and 4 were used at once.
+    const counters = h.sim.counters();
+    const peakSampled = Math.max(...samples.map((s) => s.downloading));
+    expect(peakSampled).toBeLessThanOrEqual(CAP);
+    expect(counters.peakConcurrentDownloads).toBeLessThanOrEqual(CAP);
+    expect(counters.peakConcurrentDownloads).toBe(CAP);
+    expect(counters.rejected429).toBe(0);
+    expect(Math.max(...samples.map((s) => s.slotLocks))).toBeLessThanOrEqual(CAP);
+
+    // --- Waiters out of the way. First round: the 4 downloaders active, the other 36 delayed.
+    expect(samples.some((s) => s.downloading === CAP && s.active === CAP && s.delayed === JOBS - CAP)).toBe(true);
+    // Once a job has completed, every job has been sorted: per slot at most its downloader (or the
+    // waiter its release woke) and the job that freed it, still copying to the tenant bucket.
+    const steady = samples.filter((s) => s.completed >= 1 && s.completed < JOBS);
+    expect(steady.length).toBeGreaterThan(50);
+    const worst = (key: keyof Sample) => steady.reduce((m, s) => (s[key] > m[key] ? s : m), steady[0]!);
+    expect(worst('active').active).toBeLessThanOrEqual(2 * CAP);
+    // Waiters wait in `delayed`: only the woken ones pass through `wait`, at most one per freed slot.
+    expect(worst('waiting').waiting).toBeLessThanOrEqual(CAP);
+    // …and hold no lock and no connection: a scene lock and a slot per downloader.
+    expect(worst('locks').locks).toBeLessThanOrEqual(2 * CAP);
+    expect(worst('lockHolders').lockHolders).toBeLessThanOrEqual(2 * CAP);
+    // Lock pools: at most concurrency + 2 connections per process, whatever happens.
+    expect(Math.max(...samples.map((s) => s.lockConnections))).toBeLessThanOrEqual(PROCESSES * (WORKER_CONCURRENCY + 2));
+    // Most jobs had to wait (24 worker slots, 4 upstream slots): all but the first round's 4 (give
+    // or take a job picked up so late that a slot had just been freed).
+    expect(rows.filter((r) => r.waits > 0).length).toBeGreaterThanOrEqual(JOBS - 2 * CAP);
+
+    // --- At the end: every job completed and downloaded, each (product, band) once upstream.
+    expect(rows.map((r) => r.status)).toEqual(ids.map(() => 'completed'));
+    expect(rows.every((r) => r.cache_status === 'downloaded' && r.attempts === 1)).toBe(true);
+    for (const product of PRODUCTS) {
+      const level = parseProductName(product).level;
+      for (const band of BANDS) {
+        expect({ product, band, ...h.sim.downloadsOf(product, resolveBand(level, band).fileSuffix) }).toMatchObject({ product, band, started: 1, completed: 1 });
+      }
+    }
+    expect(counters.totals).toMatchObject({ started: JOBS * BANDS.length, completed: JOBS * BANDS.length });
+    expect(new Set(rows.map((r) => r.worker_id)).size).toBe(PROCESSES);
+    expect(await h.queue.getJobCounts('completed', 'failed', 'active', 'delayed', 'wait')).toEqual({ completed: JOBS, failed: 0, active: 0, delayed: 0, wait: 0 });
+
+    // No lock left behind once the fleet is idle, and every worker still running.
+    expect(await lockState()).toMatchObject({ locks: 0, lockHolders: 0 });
+    expect(workers.every((w) => w.child.exitCode === null && w.child.signalCode === null)).toBe(true);
+
+    const steadyActive = steady.map((s) => s.active);
+    process.stdout.write(
+      `upstream cap: ${JOBS} jobs in ${elapsedMs} ms, ${samples.length} samples; peak downloads ${counters.peakConcurrentDownloads}; ` +
+        `steady active max ${Math.max(...steadyActive)}, locks max ${worst('locks').locks}, lock holders max ${worst('lockHolders').lockHolders}, ` +
+        `lock connections max ${Math.max(...samples.map((s) => s.lockConnections))}; overall active max ${Math.max(...samples.map((s) => s.active))}\n`,
+    );
+  });
+});
