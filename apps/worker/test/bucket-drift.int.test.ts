@@ -11,11 +11,11 @@
  *   again from upstream (objects still in the bucket are not trusted), and the re-registered row is
  *   valid and describes only what was just verified.
  */
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand, sceneStoragePath, type SafeFile } from '@scenecache/core';
 import { findScene, type DownloadJobRow } from '@scenecache/db';
+import { sha3Of } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
 
 /** One product per test, so no test sees another's downloads or cache rows. */
@@ -25,16 +25,6 @@ const INVALIDATED = 'S2A_MSIL1C_20170413T104021_N0204_R008_T31SCA_20170413T10402
 
 /** The seed's monitoring SQL to mark a scene invalid, verbatim. */
 const SEED_MARK_INVALID = 'UPDATE global_scene_cache SET is_valid = false WHERE scene_id = $1';
-
-async function sha3Of(stream: AsyncIterable<unknown>): Promise<{ sha3: string; bytes: number }> {
-  const hash = createHash('sha3-256');
-  let bytes = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha3: hash.digest('hex'), bytes };
-}
 
 async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -19,7 +19,6 @@
  * The seed drives the band sets, the enqueue order, the kill schedule and the simulator's faults;
  * timing on a shared machine still varies between runs of one seed.
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,6 +28,7 @@ import { sql } from 'kysely';
 import { seededRandom } from '@scenecache/cdse-sim';
 import { findBandFile, parseProductName, resolveBand, type SafeFile } from '@scenecache/core';
 import type { DownloadJobRow } from '@scenecache/db';
+import { sha3Of } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -74,16 +74,6 @@ function chaosPlan(): Plan {
     [requests[i], requests[j]] = [requests[j]!, requests[i]!];
   }
   return { products, requests };
-}
-
-async function sha3Of(stream: AsyncIterable<unknown>): Promise<{ sha3: string; bytes: number }> {
-  const hash = createHash('sha3-256');
-  let bytes = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha3: hash.digest('hex'), bytes };
 }
 
 describe(`chaos: ${WORKERS} workers, ${PRODUCTS} products × ${TENANTS} tenants, kills and upstream faults (seed ${SEED})`, () => {

@@ -25,7 +25,7 @@ import type { Redis } from 'ioredis';
 import { sql, type Kysely } from 'kysely';
 import { createLogger, findBandFile, parseProductName, resolveBand } from '@scenecache/core';
 import { createDb, type DB } from '@scenecache/db';
-import { startTcpProxy, type TcpProxy } from '@scenecache/testing';
+import { startTcpProxy, type TcpProxy, until } from '@scenecache/testing';
 import { buildApp } from '../../api/src/app.js';
 import type { DownloadQueue } from '../../api/src/download-enqueue.js';
 import { createDownloadQueue, createProducerRedis } from '../../api/src/download-queue.js';
@@ -47,15 +47,6 @@ const LONG_OUTAGE_PRODUCTS = [
   'S2A_MSIL2A_20180721T053721_N0212_R062_T43MDV_20201011T181419',
   'S2A_MSIL2A_20230625T234621_N0509_R073_T01WCP_20230626T022157',
 ];
-
-/** Poll `check` every 20 ms until it returns true. @throws naming `what` after `timeoutMs`. */
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 interface Reply {
   status: number;
@@ -140,6 +131,7 @@ describe('Redis and Postgres go away and come back', () => {
     // A job whose BullMQ lock was lost may run once more after its row says completed: wait for
     // the queue to settle, then read the rows again.
     await until(
+      'the queue to settle with every job completed',
       async () => {
         const c = await h.queue.getJobCounts('active', 'wait', 'delayed', 'prioritized', 'failed');
         if (c.active !== 0 || c.wait !== 0 || c.delayed !== 0 || c.prioritized !== 0 || c.failed !== 0) return false;
@@ -147,7 +139,6 @@ describe('Redis and Postgres go away and come back', () => {
         return states.every((state) => state === 'completed');
       },
       timeoutMs,
-      'the queue to settle with every job completed',
     );
     const rows = await h.waitForJobs(ids, 1_000);
     expect(rows.map((r) => ({ id: r.id, status: r.status, error: r.error_code }))).toEqual(ids.map((id) => ({ id, status: 'completed', error: null })));
@@ -178,7 +169,7 @@ describe('Redis and Postgres go away and come back', () => {
       }
     };
     const readyz = () => request(api.url, 'GET', '/readyz');
-    const untilReady = () => until(async () => (await readyz()).status === 200, 15_000, '/readyz to answer 200');
+    const untilReady = () => until('/readyz to answer 200', async () => (await readyz()).status === 200, 15_000);
 
     await postUntilAccepted();
     expect((await readyz()).status).toBe(200);
@@ -244,14 +235,14 @@ describe('Redis and Postgres go away and come back', () => {
       }
     }
     const streamsOf = (key: string) => h.sim.counters().files[key] ?? { started: 0, completed: 0, bytes: 0, ranged: 0 };
-    await until(() => h.sim.counters().currentConcurrentDownloads === BATCH_PRODUCTS.length, 20_000, 'one download per product in flight');
+    await until('one download per product in flight', () => h.sim.counters().currentConcurrentDownloads === BATCH_PRODUCTS.length, 20_000);
 
     // Redis away for 3 s (less than the job lock): the downloads go on, BullMQ's and the workers'
     // commands wait for the connection, and nothing is interrupted.
     await redisProxy.down();
     await sleep(3_000);
     await redisProxy.up();
-    await until(() => [...files.keys()].filter((k) => streamsOf(k).completed > 0).length >= BATCH_PRODUCTS.length + 1, 30_000, 'downloads to resume after Redis came back');
+    await until('downloads to resume after Redis came back', () => [...files.keys()].filter((k) => streamsOf(k).completed > 0).length >= BATCH_PRODUCTS.length + 1, 30_000);
 
     // Postgres away for 3 s. It takes the scene locks with it: each in-flight download aborts (its
     // upload too) and is retried once Postgres is back, from the start. A stream the sim had
@@ -324,7 +315,7 @@ describe('Redis and Postgres go away and come back', () => {
         ids.push(res.body.job_id!);
       }
     }
-    await until(() => LONG_OUTAGE_PRODUCTS.every((p) => h.sim.downloadsOf(p, band.fileSuffix).bytes > 0), 20_000, 'both slow downloads to start');
+    await until('both slow downloads to start', () => LONG_OUTAGE_PRODUCTS.every((p) => h.sim.downloadsOf(p, band.fileSuffix).bytes > 0), 20_000);
 
     await redisProxy.down();
     await sleep(6_000);

@@ -21,21 +21,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand } from '@scenecache/core';
 import { findJobById } from '@scenecache/db';
+import { until } from '@scenecache/testing';
 import { startPipelineHarness, type LogLine, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 
 // A different real product per test (fixtures/cdse/sentinel2_products.tsv).
 const P_FINISH = 'S2A_MSIL1C_20170413T104021_N0204_R008_T31SCA_20170413T104021';
 const P_HAND_BACK = 'S2A_MSIL2A_20170827T105651_N0205_R094_T31WFN_20170827T105652';
 const P_FORCED = 'S2A_MSIL1C_20171012T112111_N0205_R037_T29SQC_20171012T112713';
-
-/** Poll `check` every 20 ms until it returns true. @throws naming `what` after `timeoutMs`. */
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 /** A port nothing listens on right now. */
 async function freePort(): Promise<number> {
@@ -104,7 +96,7 @@ describe('graceful shutdown of a worker process', () => {
     h.sim.addFault({ kind: 'slowBytesPerSecond', bytesPerSecond: 100_000, product: P_FINISH, file: b04.suffix, count: 1 });
     const { worker, port } = await spawnHealthyWorker({ SHUTDOWN_TIMEOUT_MS: String(deadlineMs) });
     const id = await enqueue('grace-finish', P_FINISH, ['B04']);
-    await until(() => h.sim.downloadsOf(P_FINISH, b04.suffix).bytes > 0, 20_000, 'the band download to start');
+    await until('the band download to start', () => h.sim.downloadsOf(P_FINISH, b04.suffix).bytes > 0, 20_000);
 
     const signalledAt = Date.now();
     worker.child.kill('SIGTERM');
@@ -142,7 +134,7 @@ describe('graceful shutdown of a worker process', () => {
     h.sim.addFault({ kind: 'slowBytesPerSecond', bytesPerSecond: 20_000, product: P_HAND_BACK, file: b04.suffix, count: 1 });
     const { worker, port } = await spawnHealthyWorker({ SHUTDOWN_TIMEOUT_MS: String(deadlineMs) });
     const id = await enqueue('grace-handback', P_HAND_BACK, ['B02', 'B04']);
-    await until(() => h.sim.downloadsOf(P_HAND_BACK, b04.suffix).bytes > 0, 20_000, 'the slow band download to start');
+    await until('the slow band download to start', () => h.sim.downloadsOf(P_HAND_BACK, b04.suffix).bytes > 0, 20_000);
     expect(h.sim.downloadsOf(P_HAND_BACK, b02.suffix)).toMatchObject({ started: 1, completed: 1 });
 
     const signalledAt = Date.now();
@@ -194,7 +186,7 @@ describe('graceful shutdown of a worker process', () => {
     h.sim.addFault({ kind: 'slowBytesPerSecond', bytesPerSecond: 20_000, product: P_FORCED, file: b08.suffix, count: 1 });
     const { worker } = await spawnHealthyWorker({ SHUTDOWN_TIMEOUT_MS: String(deadlineMs) });
     const id = await enqueue('grace-forced', P_FORCED, ['B08']);
-    await until(() => h.sim.downloadsOf(P_FORCED, b08.suffix).bytes > 0, 20_000, 'the band download to start');
+    await until('the band download to start', () => h.sim.downloadsOf(P_FORCED, b08.suffix).bytes > 0, 20_000);
 
     const signalledAt = Date.now();
     worker.child.kill('SIGTERM');
@@ -212,12 +204,12 @@ describe('graceful shutdown of a worker process', () => {
 
     // The dead process's session and its advisory locks are gone.
     await until(
+      'the advisory locks of the killed worker to go',
       async () => {
         const res = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()`.execute(h.db);
         return res.rows[0]!.n === 0;
       },
       5_000,
-      'the advisory locks of the killed worker to go',
     );
 
     // Its BullMQ lock expires (JOB_LOCK_DURATION_MS 4 s), the stalled check hands the job to another worker.

@@ -8,12 +8,11 @@
  * retried (attempt 2) and completes with whole, verified objects, the interrupted band having been
  * started twice upstream but completed once.
  */
-import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand, sceneStoragePath } from '@scenecache/core';
 import { findScene } from '@scenecache/db';
 import { DEFAULT_UPLOAD_PART_SIZE_BYTES } from '@scenecache/storage';
+import { sha3Of, until } from '@scenecache/testing';
 import { startPipelineHarness, type LogLine, type PipelineHarness } from './pipeline-harness.js';
 
 const PRODUCT = 'S2B_MSIL2A_20220413T150759_N0400_R025_T33XWJ_20220414T082126';
@@ -22,27 +21,6 @@ const BANDS = ['B02', 'B05'];
 const TENANT = 'lock-loss';
 /** The retry's delay: a window in which the failed attempt's leftovers can be inspected. */
 const BACKOFF_MS = 3_000;
-
-async function sha3Of(stream: AsyncIterable<unknown>): Promise<{ sha3: string; bytes: number }> {
-  const h = createHash('sha3-256');
-  let bytes = 0;
-  for await (const chunk of stream) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha3: h.digest('hex'), bytes };
-}
-
-/** Poll `probe` until it returns a value other than `undefined`; throws `what` after `timeoutMs`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 describe('the scene lock connection dies mid-download', () => {
   let h: PipelineHarness;

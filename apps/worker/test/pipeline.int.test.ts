@@ -2,23 +2,13 @@
  * The pipeline end to end on real services (Postgres, Redis, s3rver, cdse-sim), one in-process
  * worker, jobs enqueued through the API: download, reuse, partial reuse, invalid input.
  */
-import { createHash } from 'node:crypto';
 import { DOWNLOAD_JOB_OPTIONS, findBandFile, resolveBand, parseProductName, SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
 import { findScene } from '@scenecache/db';
+import { sha3Of } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
 
 const L1C = 'S2A_MSIL1C_20210908T042701_N0301_R133_T46RER_20210908T070248';
 const L2A = 'S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454';
-
-async function sha3Of(stream: AsyncIterable<unknown>): Promise<{ sha3: string; bytes: number }> {
-  const h = createHash('sha3-256');
-  let bytes = 0;
-  for await (const c of stream) {
-    h.update(c as Buffer);
-    bytes += (c as Buffer).length;
-  }
-  return { sha3: h.digest('hex'), bytes };
-}
 
 describe('scene download pipeline', () => {
   let h: PipelineHarness;

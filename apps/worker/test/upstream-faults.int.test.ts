@@ -19,12 +19,11 @@
  *   `upstream_integrity` after JOB_ATTEMPTS attempts and leaves nothing registered and no object;
  *   the same fault once is healed by the retry, the stored object byte-identical to upstream.
  */
-import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand, sceneStoragePath, type SafeFile } from '@scenecache/core';
 import { findJobById, findScene, type DownloadJobRow } from '@scenecache/db';
 import type { SimCounters } from '@scenecache/cdse-sim';
+import { sha3Of, until } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
 
 const JOB_ATTEMPTS = 3;
@@ -45,16 +44,6 @@ const P = {
   truncateAlways: 'S2A_MSIL2A_20200703T103031_N0500_R108_T32UMB_20230321T201840',
   corruptOnce: 'S2A_MSIL2A_20190528T113321_N0212_R080_T29UPB_20190528T142130',
 } as const;
-
-async function sha3Of(stream: AsyncIterable<unknown>): Promise<{ sha3: string; bytes: number }> {
-  const hash = createHash('sha3-256');
-  let bytes = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha3: hash.digest('hex'), bytes };
-}
 
 /** The sim's file-name suffix of a band (`_B04.jp2`, `_B04_10m.jp2`). */
 function suffixOf(scene: string, band: string): string {
@@ -95,17 +84,6 @@ async function enqueue(h: PipelineHarness, body: Record<string, unknown>): Promi
 async function run(h: PipelineHarness, body: Record<string, unknown>, timeoutMs = 60_000): Promise<DownloadJobRow> {
   const [row] = await h.waitForJobs([await enqueue(h, body)], timeoutMs);
   return row!;
-}
-
-/** Poll `probe` every 25 ms until it returns a value, or throw after `timeoutMs`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
 }
 
 /** The global and the tenant object of `band` are whole and byte-identical to what the sim serves. */
@@ -245,7 +223,7 @@ describe('upstream faults: whole jobs against cdse-sim', () => {
     const delayed = await until('the rate-limited job to be delayed', async () => {
       const job = await h.queue.getJob(id);
       return job && (await job.getState()) === 'delayed' ? job : undefined;
-    });
+    }, 30_000);
 
     expect(delta(before, h.sim.counters()).fault('status429')).toBe(1);
     expect(delayed.delay).toBeGreaterThanOrEqual(60_000);

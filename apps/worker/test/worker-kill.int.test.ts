@@ -15,15 +15,14 @@
  *   the scene, the tenant's objects are byte-identical to upstream, and the simulator completed
  *   each (product, band) download exactly once.
  */
-import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand, sceneStoragePath, type SafeFile } from '@scenecache/core';
 import { findScene, type DownloadJobRow } from '@scenecache/db';
 import { DEFAULT_UPLOAD_PART_SIZE_BYTES } from '@scenecache/storage';
+import { sha3Of, until } from '@scenecache/testing';
 import { startPipelineHarness, type LogLine, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 
 /** What the sim serves for one requested band. */
@@ -43,27 +42,6 @@ interface LockRow {
 
 const FAILPOINT_REACHED = 'failpoint reached';
 const ADOPTED = 'adopting a verified object left by an earlier attempt';
-
-async function sha3Of(stream: AsyncIterable<unknown>): Promise<{ sha3: string; bytes: number }> {
-  const h = createHash('sha3-256');
-  let bytes = 0;
-  for await (const chunk of stream) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha3: h.digest('hex'), bytes };
-}
-
-/** Poll `probe` until it returns a value other than `undefined`; throws `what` after `timeoutMs`. */
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 function sizeOf(upstream: readonly Upstream[]): number {
   return upstream.reduce((sum, u) => sum + u.file.size, 0);

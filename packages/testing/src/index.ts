@@ -2,3 +2,4 @@
 export * from './database.js';
 export * from './s3.js';
 export * from './tcp-proxy.js';
+export * from './polling.js';
