@@ -28,7 +28,7 @@ import { sql } from 'kysely';
 import { seededRandom } from '@scenecache/cdse-sim';
 import { findBandFile, parseProductName, resolveBand, type SafeFile } from '@scenecache/core';
 import type { DownloadJobRow } from '@scenecache/db';
-import { sha3Of } from '@scenecache/testing';
+import { heldAdvisoryLocks, sha3Of } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -233,9 +233,7 @@ describe(`chaos: ${WORKERS} workers, ${PRODUCTS} products × ${TENANTS} tenants,
     }
 
     // No advisory lock once the fleet is idle (locks of the dead went with their sessions).
-    const locks = await sql<{ n: number }>`
-      SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-      WHERE l.locktype = 'advisory' AND d.datname = current_database()`.execute(h.db);
+    const locksHeld = (await heldAdvisoryLocks(h.db)).length;
     const queueLeft = await h.queue.getJobCounts('active', 'waiting', 'delayed', 'prioritized');
 
     // --- The summary.
@@ -266,7 +264,7 @@ describe(`chaos: ${WORKERS} workers, ${PRODUCTS} products × ${TENANTS} tenants,
         token_logins: counters.tokenLogins,
       },
       objects: { tenant_verified: tenantObjects, tenant_wrong: wrongTenantObjects.length, registered_verified: registered, registered_wrong: wrongRegistered.length },
-      advisory_locks_held: locks.rows[0]!.n,
+      advisory_locks_held: locksHeld,
       queue_left: queueLeft,
     };
     const text = JSON.stringify(summary, null, 2);

@@ -5,8 +5,8 @@
  * instead of sitting in worker slots: while the download runs, 1 job is active and 29 delayed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sql } from 'kysely';
 import { parseProductName, resolveBand } from '@scenecache/core';
+import { heldAdvisoryLocks } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
 
 const PRODUCT = 'S2B_MSIL2A_20240324T101649_N0510_R065_T32TNS_20240324T130035';
@@ -76,8 +76,7 @@ describe('30 tenants, one product, two worker processes', () => {
     expect(waited.length).toBeGreaterThanOrEqual(29 - 7);
 
     // No advisory lock left behind once the fleet is idle.
-    const locks = await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = current_database()`.execute(h.db);
-    expect(locks.rows[0]!.n).toBe(0);
+    expect(await heldAdvisoryLocks(h.db)).toEqual([]);
     expect(workers.every((w) => w.child.exitCode === null)).toBe(true);
   });
 });

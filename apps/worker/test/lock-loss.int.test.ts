@@ -12,7 +12,7 @@ import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand, sceneStoragePath } from '@scenecache/core';
 import { findScene } from '@scenecache/db';
 import { DEFAULT_UPLOAD_PART_SIZE_BYTES } from '@scenecache/storage';
-import { sha3Of, until } from '@scenecache/testing';
+import { heldAdvisoryLocks, sha3Of, until } from '@scenecache/testing';
 import { startPipelineHarness, type LogLine, type PipelineHarness } from './pipeline-harness.js';
 
 const PRODUCT = 'S2B_MSIL2A_20220413T150759_N0400_R025_T33XWJ_20220414T082126';
@@ -34,21 +34,7 @@ describe('the scene lock connection dies mid-download', () => {
     if (h) await h.close();
   });
 
-  interface LockRow {
-    pid: number;
-    key: string;
-    application_name: string | null;
-  }
-
-  async function advisoryLocks(): Promise<LockRow[]> {
-    const res = await sql<LockRow>`
-      SELECT l.pid, ((l.classid::bigint << 32) | l.objid::bigint)::text AS key, a.application_name
-        FROM pg_locks l
-        JOIN pg_database d ON d.oid = l.database
-        LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-       WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()`.execute(h.db);
-    return res.rows;
-  }
+  const advisoryLocks = () => heldAdvisoryLocks(h.db);
 
   it('the holder aborts its upload and registers nothing; the retry completes with each band downloaded whole once', async () => {
     const product = parseProductName(PRODUCT);

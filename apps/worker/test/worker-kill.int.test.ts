@@ -22,7 +22,7 @@ import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand, sceneStoragePath, type SafeFile } from '@scenecache/core';
 import { findScene, type DownloadJobRow } from '@scenecache/db';
 import { DEFAULT_UPLOAD_PART_SIZE_BYTES } from '@scenecache/storage';
-import { sha3Of, until } from '@scenecache/testing';
+import { heldAdvisoryLocks, sha3Of, until } from '@scenecache/testing';
 import { startPipelineHarness, type LogLine, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 
 /** What the sim serves for one requested band. */
@@ -34,12 +34,6 @@ interface Upstream {
 }
 
 /** A granted advisory lock in this test's database. */
-interface LockRow {
-  pid: number;
-  key: string;
-  application_name: string | null;
-}
-
 const FAILPOINT_REACHED = 'failpoint reached';
 const ADOPTED = 'adopting a verified object left by an earlier attempt';
 
@@ -89,15 +83,7 @@ describe('a worker killed at any point', () => {
     });
   }
 
-  async function advisoryLocks(): Promise<LockRow[]> {
-    const res = await sql<LockRow>`
-      SELECT l.pid, ((l.classid::bigint << 32) | l.objid::bigint)::text AS key, a.application_name
-        FROM pg_locks l
-        JOIN pg_database d ON d.oid = l.database
-        LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-       WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()`.execute(h.db);
-    return res.rows;
-  }
+  const advisoryLocks = () => heldAdvisoryLocks(h.db);
 
   async function sceneLockKey(product: string): Promise<string> {
     const res = await sql<{ key: string }>`SELECT hashtextextended(${`scene:${product}`}, 0)::text AS key`.execute(h.db);

@@ -3,3 +3,4 @@ export * from './database.js';
 export * from './s3.js';
 export * from './tcp-proxy.js';
 export * from './polling.js';
+export * from './advisory-locks.js';
