@@ -1,8 +1,8 @@
 /**
  * The pipeline end to end on real services (Postgres, Redis, s3rver, cdse-sim), one in-process
- * worker, jobs enqueued through the API: download, reuse, partial reuse, invalid input.
+ * worker, jobs enqueued through the API: download, reuse, partial reuse (invalid input: bad-input.int.test.ts).
  */
-import { DOWNLOAD_JOB_OPTIONS, findBandFile, resolveBand, parseProductName, SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
+import { findBandFile, resolveBand, parseProductName } from '@scenecache/core';
 import { findScene } from '@scenecache/db';
 import { sha3Of } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
@@ -105,34 +105,5 @@ describe('scene download pipeline', () => {
       expect(h.sim.downloadsOf(L2A, f.path.slice(f.path.lastIndexOf('/')))).toMatchObject({ completed: 1 });
     }
   });
-
-  describe('invalid job payloads fail at once with a clear code, nothing downloaded, no retries', () => {
-    it.each([
-      ['bad product name', { tenant_id: 'echo', scene_id: 'S2X_MSIL1C_garbage', bands: ['B04'] }, 'invalid_product_name'],
-      ['unknown band', { tenant_id: 'echo', scene_id: L1C, bands: ['B13'] }, 'unknown_band'],
-      ['band absent at the level', { tenant_id: 'echo', scene_id: L1C, bands: ['SCL'] }, 'band_not_in_level'],
-      ['bad tenant id', { tenant_id: 'Echo.Corp', scene_id: L1C, bands: ['B04'] }, 'invalid_tenant_id'],
-      ['missing field', { tenant_id: 'echo', bands: ['B04'] }, 'invalid_payload'],
-    ])('%s → %s', async (_why, data, code) => {
-      const before = h.sim.counters();
-      // Straight into BullMQ (the API would refuse these): the worker must validate again.
-      const job = await h.queue.add(SCENE_DOWNLOAD_QUEUE, { ...data, enqueued_at: new Date().toISOString() } as never, { ...DOWNLOAD_JOB_OPTIONS });
-      const [row] = await h.waitForJobs([job.id!]);
-      expect(row).toMatchObject({ status: 'failed', error_code: code, attempts: 1 });
-      expect(row!.error_message).toBeTruthy();
-      const failed = await h.queue.getJob(job.id!);
-      expect(failed?.attemptsMade).toBe(1);
-      expect(await failed?.getState()).toBe('failed');
-      expect(h.sim.counters().totals.started).toBe(before.totals.started);
-      expect(h.sim.counters().catalogueRequests).toBe(before.catalogueRequests);
-    });
-
-    it('the API refuses the same input with 400 and enqueues nothing', async () => {
-      const before = await h.queue.getJobCounts();
-      const res = await h.enqueue({ tenant_id: 'echo', scene_id: L1C, bands: ['SCL'] });
-      expect(res.status).toBe(400);
-      expect(res.body.error).toMatchObject({ code: 'band_not_in_level', field: 'bands[0]' });
-      expect(await h.queue.getJobCounts()).toEqual(before);
-    });
-  });
+  // Invalid input (API, batch items, raw job payloads): bad-input.int.test.ts.
 });
