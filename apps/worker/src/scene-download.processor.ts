@@ -69,6 +69,12 @@ export interface WorkerDeps {
 
 type SceneJob = Job<DownloadJobData, DownloadJobResult>;
 
+/** Whether a job run took an upstream slot, or went to wait for one. */
+interface SlotUse {
+  used: boolean;
+  waiting: boolean;
+}
+
 /** Bands fetched (or adopted) from upstream by this job. */
 interface Fetched {
   bands: Map<string, CachedBand>;
@@ -83,6 +89,9 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
     const jobId = job.id!;
     const log = logger.child({ jobId, tenantId: job.data?.tenant_id, sceneId: job.data?.scene_id });
     const attempt = job.attemptsMade + 1;
+    // Woken for a freed upstream slot? Then the slot must not idle if this job does not take it.
+    const baton = await deps.waiters.takeSlotBaton(jobId);
+    const slot: SlotUse = { used: false, waiting: false };
     try {
       const request = parseJob(job, settings.tenantBucketPrefix);
       const activeRow = await markJobActive(db, {
@@ -94,7 +103,7 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
         attempt,
       });
       const startedAt = activeRow.started_at ?? new Date();
-      const result = await runPipeline(deps, job, token, signal ?? new AbortController().signal, request, log, startedAt);
+      const result = await runPipeline(deps, job, token, signal ?? new AbortController().signal, request, log, startedAt, slot);
       await markJobCompleted(db, jobId, result, deps.workerId);
       log.info({ cacheStatus: result.cache_status, bandsDownloaded: result.bands_downloaded, bandsReused: result.bands_reused, durationMs: result.duration_ms }, 'job completed');
       return result;
@@ -128,6 +137,10 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
       );
       if (!e.retryable) throw new UnrecoverableError(`${e.code}: ${e.message}`);
       throw e;
+    } finally {
+      if (baton && !slot.used && !slot.waiting) {
+        await deps.waiters.wake({ kind: 'upstream-slot' }, 1).catch((err: unknown) => log.warn({ err }, 'could not pass the slot wake-up on'));
+      }
     }
   };
 }
@@ -199,6 +212,7 @@ async function runPipeline(
   request: ValidatedDownload,
   log: Logger,
   startedAt: Date,
+  slotUse: SlotUse,
 ): Promise<DownloadJobResult> {
   const { settings, db, locks, store, waiters } = deps;
   const { product } = request;
@@ -212,8 +226,6 @@ async function runPipeline(
     // Step 3: become the scene's downloader, or get out of the way.
     const lease = await locks.tryAcquireScene(sceneId);
     if (!lease) return getOutOfTheWay(deps, job, token, { kind: 'scene', sceneId }, () => locks.isSceneFree(sceneId), log);
-    let usedSlot = false;
-    let waitForSlot = false;
     try {
       await failpoint(settings.failpoints, 'scene-locked', log);
       // Double-checked: the previous holder may have registered our bands meanwhile.
@@ -221,9 +233,9 @@ async function runPipeline(
       if (check.missing.length > 0) {
         const slot = await lease.tryAcquireUpstreamSlot(settings.upstreamConcurrency);
         if (slot === undefined) {
-          waitForSlot = true;
+          slotUse.waiting = true;
         } else {
-          usedSlot = true;
+          slotUse.used = true;
           log.info({ slot, bands: check.missing.map((b) => b.id) }, 'downloading from upstream');
           fetched = await downloadBands(deps, job.id!, request, check.missing, lease, jobSignal, log, check.untrustedKeys);
           await failpoint(settings.failpoints, 'bands-stored', log);
@@ -252,9 +264,9 @@ async function runPipeline(
       // Waiters on this scene either find their bands now or take the lock in turn.
       await waiters.wake({ kind: 'scene', sceneId });
       // One slot was freed: one slot waiter, not all of them (see SceneWaiters.wake).
-      if (usedSlot) await waiters.wake({ kind: 'upstream-slot' }, 1);
+      if (slotUse.used) await waiters.wake({ kind: 'upstream-slot' }, 1);
     }
-    if (waitForSlot) {
+    if (slotUse.waiting) {
       return getOutOfTheWay(deps, job, token, { kind: 'upstream-slot' }, () => locks.isAnyUpstreamSlotFree(settings.upstreamConcurrency), log);
     }
   }

@@ -9,7 +9,9 @@
  * Redis keys (under the queue's prefix):
  * - `<prefix>:<queue>:waiters:scene:<scene_id>` — set of job ids waiting for that scene's lock;
  * - `<prefix>:<queue>:waiters:upstream-slot` — sorted set (score = registration time, ms) of job
- *   ids waiting for any upstream slot; woken oldest first, one per free slot.
+ *   ids waiting for any upstream slot; woken oldest first, one per free slot;
+ * - `<prefix>:<queue>:waiters:slot-baton:<job_id>` — set while a woken slot waiter has not yet
+ *   run: it passes the wake-up on if it does not take the slot.
  */
 import { Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -54,7 +56,9 @@ export class SceneWaiters {
    * Upstream-slot waiters are woken oldest first, at most `limit` of them (one per freed slot):
    * waking all of them for one free slot would pull every waiter into a worker slot and a lock
    * connection, only for all but one to be delayed again. Ids whose job is no longer delayed are
-   * dropped and the next one is taken. A woken waiter that does not get the slot registers again.
+   * dropped and the next one is taken. A woken slot waiter holds the slot's *baton* (see
+   * {@link takeSlotBaton}): if it turns out not to need the slot, it passes the wake-up on, so a
+   * freed slot never sits idle until the fallback delay.
    */
   async wake(target: WaitTarget, limit = Number.POSITIVE_INFINITY): Promise<number> {
     const key = this.key(target);
@@ -63,7 +67,10 @@ export class SceneWaiters {
       while (promoted < limit) {
         const [id] = await this.redis.zpopmin(key, 1);
         if (id === undefined) break;
+        // The baton is set before the promote: the woken job may run at once.
+        await this.redis.set(this.batonKey(id), '1', 'EX', WAITER_TTL_SECONDS);
         if (await this.promote(id)) promoted++;
+        else await this.redis.del(this.batonKey(id));
       }
       return promoted;
     }
@@ -72,6 +79,19 @@ export class SceneWaiters {
     if (!ids || ids.length === 0) return 0;
     const promoted = await Promise.all(ids.map((id) => this.promote(id)));
     return promoted.filter(Boolean).length;
+  }
+
+  /**
+   * Whether `jobId` was woken for a freed upstream slot (and clear the mark). A job that took the
+   * baton and then does not take a slot (its bands were downloaded meanwhile, its scene is
+   * locked by another job, it failed) must call `wake({kind: 'upstream-slot'}, 1)` to pass it on.
+   */
+  async takeSlotBaton(jobId: string): Promise<boolean> {
+    return (await this.redis.del(this.batonKey(jobId))) === 1;
+  }
+
+  private batonKey(jobId: string): string {
+    return `${this.base}:slot-baton:${jobId}`;
   }
 
   /** Promote one job if it is delayed; `false` when it is not (or no longer exists). */
