@@ -48,7 +48,7 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
   const queue = new Queue(SCENE_DOWNLOAD_QUEUE, { connection, prefix: settings.queuePrefix });
   queue.on('error', (err) => logger.error({ err }, 'queue error'));
   const waiters = new SceneWaiters(connection, queue, settings.queuePrefix, logger);
-  const cdse = new CdseClient({ settings, redis: connection, logger, userAgent: `scenecache-worker (${workerId})` });
+  const cdse = new CdseClient({ settings, redis: connection, logger, userAgent: `scenecache-worker (${workerId})`, notFoundTtlSeconds: settings.productNotFoundTtlSeconds });
   const stalledFailures = watchStalledFailures(settings, db, logger);
 
   const deps: WorkerDeps = { settings, db, locks, store, cdse, waiters, logger, workerId };

@@ -36,6 +36,8 @@ export interface AuthorizedGetOptions {
   readonly logger?: Logger | undefined;
   /** Jitter source in `[0, 1)`. @defaultValue `Math.random` */
   readonly random?: (() => number) | undefined;
+  /** Called on every 429 answer, absorbed or not (e.g. to count them in a metric). */
+  readonly onRateLimited?: (() => void) | undefined;
 }
 
 /** What {@link authorizedGet} went through before it got its answer. */
@@ -124,6 +126,7 @@ export async function authorizedGet(url: string, options: AuthorizedGetOptions, 
     if (status === 429) {
       rateLimited++;
       if (stats) stats.rateLimited++;
+      options.onRateLimited?.();
       const step = backoffDelayMs(rateLimited - 1, retry, random);
       if (rateLimited > retry.rateLimitAttempts || (retryAfterMs !== undefined && retryAfterMs > retry.maxDelayMs)) {
         throw errorForStatus(status, `${what} (rate limited ${rateLimited} times)`, detail, retryAfterMs ?? Math.max(step, retry.baseDelayMs));

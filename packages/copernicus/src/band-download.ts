@@ -35,6 +35,8 @@ export interface FileDownloadContext {
   readonly random?: (() => number) | undefined;
   /** `User-Agent` of file requests, naming the process (operators and the sim see who downloads). */
   readonly userAgent?: string | undefined;
+  /** Called on every 429 answer (see `AuthorizedGetOptions.onRateLimited`). */
+  readonly onRateLimited?: (() => void) | undefined;
 }
 
 /** One file to stream. */
@@ -210,6 +212,7 @@ export class VerifiedFileStream extends Readable {
             what,
             logger: this.#ctx.logger,
             random: this.#ctx.random,
+            onRateLimited: this.#ctx.onRateLimited,
           },
           this.#stats,
         );

@@ -4,13 +4,14 @@
  * token provider and one set of keep-alive agents.
  */
 import type { Redis } from 'ioredis';
-import type { Band, Logger, SafeFile, SentinelProduct, Settings } from '@scenecache/core';
+import { UpstreamError, type Band, type Logger, type SafeFile, type SentinelProduct, type Settings } from '@scenecache/core';
 import { openVerifiedFileStream, type VerifiedFileRequest, type VerifiedFileStream } from './band-download.js';
 import { CdseTokenProvider, type CdseTokenProviderOptions } from './cdse-token.js';
 import { fetchProductManifest, locateBandFile } from './product-manifest.js';
 import { lookupProduct, type CdseProduct } from './product-lookup.js';
 import { resolveRetryOptions, type RetryOptions } from './retry-policy.js';
 import { createKeepAliveAgents, type KeepAliveAgents } from './upstream-http.js';
+import { NotFoundCache } from './not-found-cache.js';
 
 /** The settings a {@link CdseClient} reads. */
 export type CdseSettings = Pick<
@@ -43,6 +44,16 @@ export interface CdseClientOptions {
   readonly random?: (() => number) | undefined;
   /** `User-Agent` of file downloads, e.g. `scenecache-worker (host:pid)`. @defaultValue `scenecache` */
   readonly userAgent?: string | undefined;
+  /**
+   * Seconds a "product not found" answer of the catalogue is remembered fleet-wide (setting
+   * `PRODUCT_NOT_FOUND_TTL_SECONDS`); 0 = ask the catalogue every time. @defaultValue 3600
+   */
+  readonly notFoundTtlSeconds?: number | undefined;
+  /**
+   * Called on every 429 answer of the catalogue, `manifest.safe` or a file download, whether the
+   * client absorbed it by backing off or gave up (e.g. to count them in a metric).
+   */
+  readonly onRateLimited?: (() => void) | undefined;
 }
 
 /** Options common to the client's calls. */
@@ -73,6 +84,8 @@ export class CdseClient {
   readonly #lookupTimeoutMs: number | undefined;
   readonly #random: (() => number) | undefined;
   readonly #userAgent: string;
+  readonly #onRateLimited: (() => void) | undefined;
+  readonly #notFound: NotFoundCache;
 
   constructor(options: CdseClientOptions) {
     this.#settings = options.settings;
@@ -82,6 +95,8 @@ export class CdseClient {
     this.#lookupTimeoutMs = options.lookupTimeoutMs;
     this.#random = options.random;
     this.#userAgent = options.userAgent ?? 'scenecache';
+    this.#onRateLimited = options.onRateLimited;
+    this.#notFound = new NotFoundCache(options.redis, options.keyPrefix ?? options.settings.queuePrefix, options.notFoundTtlSeconds ?? 3_600);
     this.tokens = new CdseTokenProvider({
       ...options.token,
       redis: options.redis,
@@ -98,17 +113,29 @@ export class CdseClient {
   /**
    * The catalogue entry of a product (no token needed).
    * @param product - a parsed name, or a SAFE name `<sceneId>.SAFE`.
+   * A "not found" answer is remembered fleet-wide for `notFoundTtlSeconds`: a repeat fails the
+   * same way without a catalogue request.
    * @throws UpstreamError `product_not_found` (not retryable), `upstream_unavailable`,
    *   `upstream_rate_limited` — see `lookupProduct`.
    */
   async lookupProduct(product: SentinelProduct | string, options: CdseCallOptions = {}): Promise<CdseProduct> {
     const safeName = typeof product === 'string' ? (product.endsWith('.SAFE') ? product : `${product}.SAFE`) : product.safeName;
-    return lookupProduct(safeName, {
-      catalogueUrl: this.#settings.cdseCatalogueUrl,
-      agent: this.#agents.choose,
-      signal: options.signal,
-      timeoutMs: this.#lookupTimeoutMs,
-    });
+    const known = await this.#notFound.get(safeName);
+    if (known !== undefined) {
+      throw new UpstreamError('product_not_found', `${known} (remembered for up to ${this.#notFound.ttlSeconds} s; no catalogue request made)`, { status: 404, retryable: false, httpStatus: 404 });
+    }
+    try {
+      return await lookupProduct(safeName, {
+        catalogueUrl: this.#settings.cdseCatalogueUrl,
+        agent: this.#agents.choose,
+        signal: options.signal,
+        timeoutMs: this.#lookupTimeoutMs,
+      });
+    } catch (err) {
+      if (err instanceof UpstreamError && err.code === 'product_not_found') await this.#notFound.remember(safeName, err.message);
+      if (err instanceof UpstreamError && err.status === 429) this.#onRateLimited?.();
+      throw err;
+    }
   }
 
   /**
@@ -124,6 +151,7 @@ export class CdseClient {
       signal: options.signal,
       logger: this.#logger,
       random: this.#random,
+      onRateLimited: this.#onRateLimited,
     });
   }
 
@@ -149,6 +177,7 @@ export class CdseClient {
         logger: this.#logger.child({ productId: request.productId, file: request.file.path }),
         random: this.#random,
         userAgent: this.#userAgent,
+        onRateLimited: this.#onRateLimited,
       },
       request,
     );

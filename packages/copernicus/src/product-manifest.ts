@@ -25,6 +25,8 @@ export interface ProductManifestOptions {
   readonly signal?: AbortSignal | undefined;
   readonly logger?: Logger | undefined;
   readonly random?: (() => number) | undefined;
+  /** Called on every 429 answer (see `AuthorizedGetOptions.onRateLimited`). */
+  readonly onRateLimited?: (() => void) | undefined;
 }
 
 /**

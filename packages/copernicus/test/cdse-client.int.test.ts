@@ -106,6 +106,20 @@ describe('CdseClient against cdse-sim', () => {
     await expect(client().lookupProduct(MISSING)).rejects.toMatchObject({ code: 'product_not_found', retryable: false });
   });
 
+  it('remembers a product the catalogue does not have: the repeat, from any client of the fleet, asks nothing upstream', async () => {
+    await expect(client().lookupProduct(MISSING)).rejects.toMatchObject({ code: 'product_not_found' });
+    const asked = sim.counters().catalogueRequests;
+    await expect(client().lookupProduct(MISSING)).rejects.toMatchObject({ code: 'product_not_found', retryable: false, message: expect.stringContaining('no catalogue request made') as string });
+    expect(sim.counters().catalogueRequests).toBe(asked);
+    expect(await redis.ttl(`${prefix}:cdse:not-found:${MISSING}.SAFE`)).toBeGreaterThan(3_500);
+    // Products the catalogue has are not affected, and with a TTL of 0 every lookup asks.
+    await expect(client().lookupProduct(L2A)).resolves.toMatchObject({ Name: `${L2A}.SAFE` });
+    const off = client({ notFoundTtlSeconds: 0, keyPrefix: `${prefix}-off` });
+    await expect(off.lookupProduct(MISSING)).rejects.toMatchObject({ code: 'product_not_found' });
+    await expect(off.lookupProduct(MISSING)).rejects.toMatchObject({ code: 'product_not_found' });
+    expect(sim.counters().catalogueRequests).toBe(asked + 3);
+  });
+
   it('reads the manifest: every band file the sim serves, with its size and sha3', async () => {
     const c = client();
     const p = await c.lookupProduct(L2A);

@@ -51,6 +51,7 @@ const envSchema = z.object({
   JOB_ATTEMPTS: int(1, 100).default(5),
   JOB_BACKOFF_MS: int(0, 3_600_000).default(2_000),
   REQUIRE_IDEMPOTENCY_KEY: bool.default(false),
+  PRODUCT_NOT_FOUND_TTL_SECONDS: int(0, 604_800).default(3_600),
   FAILPOINTS: z
     .string()
     .regex(/^[a-z-]+=(pause|kill|error)(,[a-z-]+=(pause|kill|error))*$/, 'must be name=pause|kill|error[,...]')
@@ -112,6 +113,8 @@ export interface Settings {
   readonly jobBackoffMs: number;
   /** Refuse `POST /v1/downloads` without an `Idempotency-Key` (400). @defaultValue false */
   readonly requireIdempotencyKey: boolean;
+  /** Seconds a catalogue "not found" is remembered fleet-wide (0 = off). @defaultValue 3600 */
+  readonly productNotFoundTtlSeconds: number;
   /**
    * Failpoints (tests only, never in production): `name=pause|kill|error`, comma-separated, e.g.
    * `bands-stored=pause`. See `failpoint.ts`.
@@ -180,6 +183,7 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     jobAttempts: e.JOB_ATTEMPTS,
     jobBackoffMs: e.JOB_BACKOFF_MS,
     requireIdempotencyKey: e.REQUIRE_IDEMPOTENCY_KEY,
+    productNotFoundTtlSeconds: e.PRODUCT_NOT_FOUND_TTL_SECONDS,
     failpoints: Object.freeze(
       Object.fromEntries((e.FAILPOINTS ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, FailpointAction])),
     ),
