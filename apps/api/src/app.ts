@@ -16,8 +16,10 @@ import { pingDb, type DB } from '@scenecache/db';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
 import { clientErrorHandler, errorBody, registerErrorHandling } from './error-handler.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
+import { cacheRoutes } from './routes/cache.routes.js';
 import { downloadsRoutes } from './routes/downloads.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
+import { ApiMetrics, registerMetrics } from './routes/metrics.routes.js';
 import { zodSerializerCompiler, zodValidatorCompiler } from './zod-validation.js';
 
 /** Largest request body (bytes); larger bodies get 413 `payload_too_large`. A full batch is ~20 KiB. */
@@ -115,6 +117,10 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     done();
   });
 
+  // GET /metrics, and every request timed (a hook on the root instance sees every route).
+  const metrics = new ApiMetrics(deps.queue, deps.logger);
+  registerMetrics(app, metrics);
+
   const enqueue = new DownloadEnqueueService({
     db: deps.db,
     queue: deps.queue,
@@ -123,12 +129,14 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     logger: deps.logger,
     jobOptions: downloadJobOptions(deps.settings),
     requireIdempotencyKey: deps.settings.requireIdempotencyKey,
+    onEnqueued: (jobs) => metrics.jobsEnqueued(jobs),
   });
   void app.register(healthRoutes, { readiness });
   void app.register(
     (v1, _options, done) => {
       // Issue 4: v1.addHook('preHandler', bearerAuth) goes here.
       void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts });
+      void v1.register(cacheRoutes, { db: deps.db, timeouts });
       done();
     },
     { prefix: '/v1' },

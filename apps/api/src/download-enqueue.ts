@@ -56,6 +56,8 @@ export interface DownloadEnqueueDeps {
   readonly jobOptions?: JobsOptions | undefined;
   /** `REQUIRE_IDEMPOTENCY_KEY`: refuse a single enqueue without a key (400). @defaultValue false */
   readonly requireIdempotencyKey?: boolean | undefined;
+  /** Called with the number of jobs newly added to the queue (e.g. to count them in a metric). */
+  readonly onEnqueued?: ((jobs: number) => void) | undefined;
 }
 
 /** Outcome of {@link DownloadEnqueueService.enqueue}. */
@@ -156,6 +158,7 @@ export class DownloadEnqueueService {
       await this.undoInsert([row.id], err, log);
     }
     log.info({ jobId: row.id, tenantId: row.tenant_id, sceneId: row.scene_id, bands: row.bands_requested }, 'download job enqueued');
+    this.deps.onEnqueued?.(1);
     return { row, created: true };
   }
 
@@ -177,6 +180,7 @@ export class DownloadEnqueueService {
       await this.undoInsert(rows.map((row) => row.id), err, log);
     }
     log.info({ jobIds: rows.map((row) => row.id), count: rows.length }, 'download jobs enqueued');
+    this.deps.onEnqueued?.(rows.length);
     return rows;
   }
 

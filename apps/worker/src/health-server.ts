@@ -1,6 +1,7 @@
 /**
- * The worker's small HTTP server: `GET /healthz` (liveness: 200 while the worker runs, 503 once
- * it is shutting down or its Redis connection is gone) on WORKER_METRICS_PORT.
+ * The worker's small HTTP server on WORKER_METRICS_PORT: `GET /healthz` (liveness: 200 while the
+ * worker runs, 503 once it is shutting down or its Redis connection is gone) and `GET /metrics`
+ * (Prometheus text format, when a metrics source is given).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,9 +12,34 @@ export interface WorkerHealth {
   healthy(): boolean;
 }
 
-/** Listen on `port` (0 = any free port); resolves with the server and the bound port. */
-export async function startHealthServer(port: number, health: WorkerHealth, host = '0.0.0.0'): Promise<{ server: Server; port: number }> {
+/** What `GET /metrics` serves, e.g. the runtime's `WorkerMetrics`. */
+export interface MetricsSource {
+  /** The exposition text. */
+  scrape(): Promise<string>;
+  /** Its `Content-Type`. */
+  readonly contentType: string;
+}
+
+/**
+ * Listen on `port` (0 = any free port); resolves with the server and the bound port.
+ * @param metrics - served at `GET /metrics`; without it `/metrics` is 404.
+ * @throws when the port cannot be bound (e.g. EADDRINUSE).
+ */
+export async function startHealthServer(port: number, health: WorkerHealth, host = '0.0.0.0', metrics?: MetricsSource): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics' && metrics) {
+      metrics.scrape().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType });
+          res.end(text);
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`metrics unavailable: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      );
+      return;
+    }
     if (req.method === 'GET' && req.url === '/healthz') {
       const ok = health.healthy();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });

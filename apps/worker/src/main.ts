@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   let closing = false;
   const health = await startHealthServer(settings.workerMetricsPort, {
     healthy: () => !closing && runtime.worker.isRunning() && runtime.connection.status === 'ready',
-  });
+  }, '0.0.0.0', runtime.metrics);
   logger.info({ healthPort: health.port }, 'health endpoint listening');
 
   installShutdown(

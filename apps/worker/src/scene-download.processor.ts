@@ -53,6 +53,7 @@ import { transferBand } from './band-transfer.js';
 import { checkCachedBands, type CacheCheck } from './cached-bands.js';
 import type { SceneWaiters, WaitTarget } from './scene-waiters.js';
 import { copyToTenant } from './tenant-copy.js';
+import type { WorkerMetrics } from './worker-metrics.js';
 
 /** Everything the processor needs; built once per worker process. */
 export interface WorkerDeps {
@@ -65,6 +66,8 @@ export interface WorkerDeps {
   logger: Logger;
   /** Identifies this process in `download_jobs.worker_id` (host:pid). */
   workerId: string;
+  /** Prometheus metrics the processor records into; none recorded when absent. */
+  metrics?: WorkerMetrics;
 }
 
 type SceneJob = Job<DownloadJobData, DownloadJobResult>;
@@ -105,6 +108,7 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
       const startedAt = activeRow.started_at ?? new Date();
       const result = await runPipeline(deps, job, token, signal ?? new AbortController().signal, request, log, startedAt, slot);
       await markJobCompleted(db, jobId, result, deps.workerId);
+      deps.metrics?.jobCompleted(result);
       log.info({ cacheStatus: result.cache_status, bandsDownloaded: result.bands_downloaded, bandsReused: result.bands_reused, durationMs: result.duration_ms }, 'job completed');
       return result;
     } catch (err) {
@@ -135,6 +139,7 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
       await recordFailure(deps, job, attempt, e.code, e.message, final).catch((dbErr: unknown) =>
         log.error({ err: dbErr }, 'could not record the failure'),
       );
+      if (final) deps.metrics?.jobFailed();
       if (!e.retryable) throw new UnrecoverableError(`${e.code}: ${e.message}`);
       throw e;
     } finally {
@@ -346,7 +351,8 @@ async function downloadBands(
     const bandLog = log.child({ band: band.id, bytes: file.size });
     const t0 = Date.now();
     const adoptExisting = !untrustedKeys.includes(key);
-    const { etag } = await transferBand({ cdse, store, productId: upstream.Id, safeName: product.safeName, file, bucket: settings.globalBucket, key, signal, logger: bandLog, adoptExisting });
+    const { etag, adopted, bytesDownloaded } = await transferBand({ cdse, store, productId: upstream.Id, safeName: product.safeName, file, bucket: settings.globalBucket, key, signal, logger: bandLog, adoptExisting });
+    if (!adopted) deps.metrics?.upstreamFile(bytesDownloaded);
     bandLog.info({ ms: Date.now() - t0 }, 'band stored in the global bucket');
     bands.set(band.id, { key, size: file.size, sha3_256: file.sha3_256, etag, safe_path: file.path, registered_at: new Date().toISOString(), job_id: jobId });
     bytes += file.size;
@@ -374,6 +380,7 @@ async function getOutOfTheWay(
   await recordJobWait(deps.db, jobId);
   await job.moveToDelayed(Date.now() + deps.settings.waiterFallbackDelayMs, token);
   await deps.waiters.register(target, jobId);
+  deps.metrics?.lockWait(target.kind);
   if (await isFreeNow()) await deps.waiters.promote(jobId);
   log.debug({ waitingFor: target.kind }, 'waiting for another job; delayed');
   throw new DelayedError();

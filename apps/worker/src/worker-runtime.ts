@@ -15,6 +15,7 @@ import { checkRedisEvictionPolicy } from './redis-policy.js';
 import { SceneWaiters } from './scene-waiters.js';
 import type { WorkerDeps } from './scene-download.processor.js';
 import type { ShutdownStep } from './shutdown.js';
+import { WorkerMetrics } from './worker-metrics.js';
 
 /** A running worker and what it owns. */
 export interface WorkerRuntime {
@@ -22,6 +23,8 @@ export interface WorkerRuntime {
   worker: ReturnType<typeof startDownloadWorker>;
   /** The BullMQ connection (ready = connected). */
   connection: Redis;
+  /** This worker's Prometheus metrics (served at `/metrics` by the health server). */
+  metrics: WorkerMetrics;
   /** Resources to close after the worker has drained, in order. */
   closeSteps: ShutdownStep[];
   /** Drain the worker and close everything (for tests; processes use the shutdown plan). */
@@ -48,10 +51,16 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
   const queue = new Queue(SCENE_DOWNLOAD_QUEUE, { connection, prefix: settings.queuePrefix });
   queue.on('error', (err) => logger.error({ err }, 'queue error'));
   const waiters = new SceneWaiters(connection, queue, settings.queuePrefix, logger);
-  const cdse = new CdseClient({ settings, redis: connection, logger, userAgent: `scenecache-worker (${workerId})`, notFoundTtlSeconds: settings.productNotFoundTtlSeconds });
+  const metrics = new WorkerMetrics({
+    queue,
+    upstreamSlotsInUse: () => locks.upstreamSlotsInUse(settings.upstreamConcurrency),
+    upstreamSlotsLimit: settings.upstreamConcurrency,
+    logger,
+  });
+  const cdse = new CdseClient({ settings, redis: connection, logger, userAgent: `scenecache-worker (${workerId})`, notFoundTtlSeconds: settings.productNotFoundTtlSeconds, onRateLimited: () => metrics.rateLimited() });
   const stalledFailures = watchStalledFailures(settings, db, logger);
 
-  const deps: WorkerDeps = { settings, db, locks, store, cdse, waiters, logger, workerId };
+  const deps: WorkerDeps = { settings, db, locks, store, cdse, waiters, logger, workerId, metrics };
   const worker = startDownloadWorker(deps, connection, options);
   const closeSteps: ShutdownStep[] = [
     { name: 'queue events', close: () => stalledFailures.close() },
@@ -67,6 +76,7 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
     deps,
     worker,
     connection,
+    metrics,
     closeSteps,
     async close() {
       await worker.close();

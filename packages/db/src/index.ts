@@ -17,3 +17,4 @@ export * from './scene-cache.repository.js';
 export * from './tenant-scene.repository.js';
 export * from './advisory-lock.js';
 export * from './download-job.repository.js';
+export * from './cache-stats.repository.js';

@@ -93,11 +93,47 @@ export interface DownloadJobsTable {
   updated_at: Generated<Date>;
 }
 
+/**
+ * A row of the `cache_daily_stats` view (migration 0002): jobs that finished on one UTC day.
+ * Counts are jobs; byte figures are bytes. Read-only.
+ */
+export interface CacheDailyStatsView {
+  /** UTC day of `finished_at`, `YYYY-MM-DD`. */
+  day: string;
+  /** Midnight UTC of `day` (Grafana's time column). */
+  day_start: Date;
+  /** Completed jobs. */
+  requests: number;
+  /** Completed jobs served from the cache (`cache_status = 'reused'`). */
+  reused: number;
+  /** Completed jobs that fetched bytes upstream (`cache_status = 'downloaded'`). */
+  downloaded: number;
+  /** Jobs that failed for good. */
+  failed: number;
+  /** reused / requests, 0…1; `null` when no job completed. */
+  hit_ratio: number | null;
+  /** Bytes fetched from upstream (CDSE) by completed jobs. */
+  bytes_downloaded: number;
+  /** Bytes copied into tenant buckets by completed jobs (sum of `bytes_copied`). */
+  bytes_delivered: number;
+  /** bytes_delivered − bytes_downloaded. */
+  bytes_saved: number;
+}
+
+/** A row of the `tenant_daily_stats` view (migration 0002): {@link CacheDailyStatsView} per tenant. */
+export interface TenantDailyStatsView extends CacheDailyStatsView {
+  tenant_id: string;
+}
+
 /** The database as Kysely sees it. */
 export interface DB {
   global_scene_cache: GlobalSceneCacheTable;
   tenant_scenes: TenantScenesTable;
   download_jobs: DownloadJobsTable;
+  /** View (read-only). */
+  cache_daily_stats: CacheDailyStatsView;
+  /** View (read-only). */
+  tenant_daily_stats: TenantDailyStatsView;
 }
 
 export type SceneCacheRow = Selectable<GlobalSceneCacheTable>;

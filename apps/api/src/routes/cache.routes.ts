@@ -1,0 +1,68 @@
+/**
+ * `/v1/cache`: cache statistics (from the `cache_daily_stats` / `tenant_daily_stats` views, the
+ * figures Grafana shows too) and the cached scenes. Read-only.
+ */
+import type { FastifyPluginCallback } from 'fastify';
+import type { Kysely } from 'kysely';
+import { getCacheStats, listCachedScenes, type DB } from '@scenecache/db';
+import { callDependency } from '../dependency-call.js';
+import type { DependencyTimeouts } from '../download-enqueue.js';
+import { errorReplySchema } from '../error-handler.js';
+import type { ZodTypeProvider } from '../zod-validation.js';
+import { cachedScenesQuerySchema, cachedScenesSchema, cacheStatsQuerySchema, cacheStatsSchema, type CachedScenesView } from './cache.schemas.js';
+
+/** Options of {@link cacheRoutes}. */
+export interface CacheRoutesOptions {
+  db: Kysely<DB>;
+  timeouts: DependencyTimeouts;
+}
+
+const errors = { 400: errorReplySchema, 503: errorReplySchema };
+
+/** `GET /cache/stats` and `GET /cache/scenes` (registered under `/v1`). */
+export const cacheRoutes: FastifyPluginCallback<CacheRoutesOptions> = (fastify, { db, timeouts }, done) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const postgres = <T>(call: () => Promise<T>) => callDependency('Postgres', timeouts.postgresMs, call);
+
+  app.get(
+    '/cache/stats',
+    {
+      schema: {
+        summary: 'Cache statistics: totals, per UTC day, per tenant',
+        description:
+          'Jobs count on the UTC day they finished (queued and active jobs are not counted). `requests` = completed jobs, `hit_ratio` = reused / requests, `bytes_saved` = bytes_delivered − bytes_downloaded. `since` and `until` are days, both inclusive.',
+        tags: ['cache'],
+        querystring: cacheStatsQuerySchema,
+        response: { 200: cacheStatsSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return postgres(() => getCacheStats(db, { tenantId: q.tenant_id, since: q.since, until: q.until }));
+    },
+  );
+
+  app.get(
+    '/cache/scenes',
+    {
+      schema: {
+        summary: 'Cached scenes: most reused, most recently used, or largest first',
+        tags: ['cache'],
+        querystring: cachedScenesQuerySchema,
+        response: { 200: cachedScenesSchema, ...errors },
+      },
+    },
+    async (request): Promise<CachedScenesView> => {
+      const q = request.query;
+      const scenes = await postgres(() => listCachedScenes(db, { order: q.order, limit: q.limit, level: q.level, tile: q.tile }));
+      return {
+        items: scenes.map((scene) => ({
+          ...scene,
+          last_accessed_at: scene.last_accessed_at?.toISOString() ?? null,
+          created_at: scene.created_at.toISOString(),
+        })),
+      };
+    },
+  );
+  done();
+};

@@ -1,0 +1,92 @@
+/**
+ * `GET /metrics`: the API's Prometheus metrics in the text exposition format. The API owns a
+ * registry of its own (not prom-client's global one, so several apps in one process — tests —
+ * never collide): default process metrics, HTTP requests by method, route and status, jobs
+ * enqueued, and the scene download queue's depth by state (read from Redis at scrape time).
+ * Names follow Prometheus conventions: `scenecache_` prefix, base units, `_total` on counters.
+ */
+import type { FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from '@scenecache/core';
+
+/** Queue states reported by `scenecache_queue_jobs{state}`: label → BullMQ job-count type. */
+const QUEUE_STATES = { waiting: 'wait', delayed: 'delayed', prioritized: 'prioritized', active: 'active' } as const;
+
+/** HTTP request duration buckets (seconds). */
+const HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** The part of a BullMQ Queue the queue-depth gauge reads (a `DownloadQueue` fits). */
+export interface QueueCounts {
+  getJobCounts(...types: string[]): Promise<Record<string, number>>;
+}
+
+/** The API's metrics: record through the methods, scrape through `registry`. */
+export class ApiMetrics {
+  /** The API's registry (default process metrics included). */
+  readonly registry = new Registry();
+  readonly #requests: Counter<'method' | 'route' | 'status_code'>;
+  readonly #duration: Histogram<'method' | 'route' | 'status_code'>;
+  readonly #enqueued: Counter;
+
+  /**
+   * @param queue - the scene download queue, counted at scrape time. When Redis cannot answer,
+   *   the scrape still succeeds, without `scenecache_queue_jobs` samples (and a warning is logged).
+   */
+  constructor(queue: QueueCounts, logger: Logger) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const labelNames = ['method', 'route', 'status_code'] as const;
+    this.#requests = new Counter({ name: 'scenecache_http_requests_total', help: 'HTTP requests answered by the API, by method, route (the route pattern; "unmatched" for 404s) and status code.', labelNames, registers });
+    this.#duration = new Histogram({
+      name: 'scenecache_http_request_duration_seconds',
+      help: 'Time to answer an HTTP request, by method, route and status code.',
+      labelNames,
+      buckets: HTTP_DURATION_BUCKETS,
+      registers,
+    });
+    this.#enqueued = new Counter({ name: 'scenecache_jobs_enqueued_total', help: 'Download jobs enqueued by the API (a batch counts each job; an idempotent repeat counts nothing).', registers });
+    new Gauge({
+      name: 'scenecache_queue_jobs',
+      help: 'Jobs in the scene download queue by state (waiting, delayed, prioritized, active), read from Redis at scrape time.',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        this.reset();
+        try {
+          const counts = await queue.getJobCounts(...Object.values(QUEUE_STATES));
+          for (const [state, type] of Object.entries(QUEUE_STATES)) this.set({ state }, counts[type] ?? 0);
+        } catch (err) {
+          logger.warn({ err }, 'metrics: could not read the queue counts');
+        }
+      },
+    });
+  }
+
+  /** Count `jobs` newly enqueued jobs. */
+  jobsEnqueued(jobs: number): void {
+    this.#enqueued.inc(jobs);
+  }
+
+  /** Count one answered request that took `seconds`. */
+  observeRequest(method: string, route: string, statusCode: number, seconds: number): void {
+    const labels = { method, route, status_code: String(statusCode) };
+    this.#requests.inc(labels);
+    this.#duration.observe(labels, seconds);
+  }
+}
+
+/**
+ * Serve `GET /metrics` on `app` and time every request of `app` (an `onResponse` hook on the
+ * instance itself, so it sees every route, whatever plugin scope registered it). Call it on the
+ * root instance, before the other routes are registered.
+ */
+export function registerMetrics(app: FastifyInstance, metrics: ApiMetrics): void {
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
+    const text = await metrics.registry.metrics();
+    return reply.header('content-type', metrics.registry.contentType).send(text);
+  });
+}
