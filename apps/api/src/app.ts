@@ -3,8 +3,8 @@
  * database, Redis queue prefix and S3 check, and `main.ts` on the real ones. It owns none of them:
  * closing the app closes the HTTP server only (see shutdown.ts for the process's order).
  *
- * Versioned routes live in one plugin scope under `/v1`: a Bearer-auth `preHandler` (and rate
- * limits) will be added to that scope, leaving `/healthz` and `/readyz` open.
+ * Versioned routes live in one plugin scope under `/v1` with the Bearer-auth hook (auth.ts) (and,
+ * later, rate limits), leaving `/healthz`, `/readyz` and `/metrics` open.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -14,7 +14,9 @@ import type { Kysely } from 'kysely';
 import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
 import { pingDb, type DB } from '@scenecache/db';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
+import { Authenticator } from './auth.js';
 import { clientErrorHandler, errorBody, registerErrorHandling } from './error-handler.js';
+import { registerOpenApi } from './openapi.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
 import { cacheRoutes } from './routes/cache.routes.js';
 import { downloadsRoutes } from './routes/downloads.routes.js';
@@ -50,6 +52,8 @@ export interface ApiDeps {
   readonly checks?: Readonly<Record<string, ReadinessCheck>>;
   /** @defaultValue postgres 3000, redis 2000, readiness 2000 */
   readonly timeouts?: Partial<ApiTimeouts>;
+  /** How long "does any API key exist" is cached (ms), see auth.ts. @defaultValue 5000 */
+  readonly keyPresenceCacheMs?: number;
 }
 
 declare module 'fastify' {
@@ -117,6 +121,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     done();
   });
 
+  // OpenAPI at /docs/json, Swagger UI at /docs: registered first, it collects the routes added after it.
+  registerOpenApi(app);
+
   // GET /metrics, and every request timed (a hook on the root instance sees every route).
   const metrics = new ApiMetrics(deps.queue, deps.logger);
   registerMetrics(app, metrics);
@@ -131,10 +138,19 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     requireIdempotencyKey: deps.settings.requireIdempotencyKey,
     onEnqueued: (jobs) => metrics.jobsEnqueued(jobs),
   });
+  const auth = new Authenticator({
+    adminApiKey: deps.settings.adminApiKey,
+    db: deps.db,
+    postgresMs: timeouts.postgresMs,
+    logger: deps.logger,
+    keyPresenceCacheMs: deps.keyPresenceCacheMs,
+  });
+  app.decorateRequest('principal', null);
   void app.register(healthRoutes, { readiness });
   void app.register(
     (v1, _options, done) => {
-      // Issue 4: v1.addHook('preHandler', bearerAuth) goes here.
+      // Bearer API keys (auth.ts): sets request.principal, 401/503 before any body is read.
+      v1.addHook('onRequest', auth.hook);
       void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts });
       void v1.register(cacheRoutes, { db: deps.db, timeouts });
       done();

@@ -3,7 +3,7 @@
  * S3 client for the readiness check, the Fastify app on API_HOST:API_PORT, and an ordered shutdown.
  */
 import { createLogger, loadSettings, type Settings } from '@scenecache/core';
-import { createDb } from '@scenecache/db';
+import { createDb, hasActiveApiKeys } from '@scenecache/db';
 import { createS3Client, ObjectStore, resolveS3Endpoint } from '@scenecache/storage';
 import { buildApp } from './app.js';
 import { createDownloadQueue, createProducerRedis } from './download-queue.js';
@@ -49,6 +49,13 @@ async function main(settings: Settings): Promise<void> {
   );
 
   await app.listen({ host: settings.apiHost, port: settings.apiPort });
+  if (settings.adminApiKey === undefined) {
+    // The auth hook re-checks (cached 5 s) on every request; this only makes dev mode loud at start.
+    const keys = await hasActiveApiKeys(db).catch(() => undefined);
+    if (keys === false) {
+      logger.warn('AUTH DISABLED: ADMIN_API_KEY is not set and no API key exists: /v1 is open to anyone (dev mode). Set ADMIN_API_KEY or run `npm run keys -- create --admin`.');
+    }
+  }
 }
 
 let settings: Settings;

@@ -64,6 +64,8 @@ export interface TestApi {
   request(method: string, path: string, options?: TestRequest): Promise<TestReply>;
   settings: Settings;
   db: Kysely<DB>;
+  /** URL of the test database (`undefined` when the caller passed `db`). */
+  databaseUrl: string | undefined;
   queue: DownloadQueue;
   redis: Redis;
   prefix: string;
@@ -84,11 +86,15 @@ export interface TestApiOptions {
   db?: Kysely<DB>;
   checks?: Record<string, ReadinessCheck>;
   timeouts?: Partial<ApiTimeouts>;
+  /** More settings (environment variables), e.g. `ADMIN_API_KEY`. */
+  env?: Record<string, string>;
+  /** How long the API caches "does any API key exist" (ms). @defaultValue 5000 */
+  keyPresenceCacheMs?: number;
 }
 
 /** Build the API on a fresh database and queue prefix; `close()` releases everything. */
 export async function startTestApi(options: TestApiOptions = {}): Promise<TestApi> {
-  const settings = loadSettings({ LOG_LEVEL: 'silent' });
+  const settings = loadSettings({ LOG_LEVEL: 'silent', ...options.env });
   const logger = createLogger('api-test', settings.logLevel);
   const testDb: TestDatabase | undefined = options.db === undefined ? await createTestDatabase() : undefined;
   const db = options.db ?? testDb!.db;
@@ -97,7 +103,7 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
   const prefix = `test-${randomUUID()}`;
   const queue = createDownloadQueue(redis, prefix, logger);
   if (redisUrl === TEST_REDIS_URL) await queue.waitUntilReady();
-  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts });
+  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts, keyPresenceCacheMs: options.keyPresenceCacheMs });
   const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 
   return {
@@ -106,6 +112,7 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
     request: (method, path, requestOptions) => httpRequest(baseUrl, method, path, requestOptions),
     settings,
     db,
+    databaseUrl: testDb?.url,
     queue,
     redis,
     prefix,

@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'upstream_auth'
   | 'storage_error'
   | 'lock_lost'
+  | 'unauthorized'
+  | 'forbidden'
   | 'not_found'
   | 'conflict'
   | 'service_unavailable'

@@ -18,3 +18,4 @@ export * from './tenant-scene.repository.js';
 export * from './advisory-lock.js';
 export * from './download-job.repository.js';
 export * from './cache-stats.repository.js';
+export * from './api-key.repository.js';

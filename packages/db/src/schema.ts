@@ -125,6 +125,23 @@ export interface TenantDailyStatsView extends CacheDailyStatsView {
   tenant_id: string;
 }
 
+/** An API key (migration 0003). The secret is never stored: only its SHA-256. */
+export interface ApiKeysTable {
+  id: Generated<string>;
+  /** Free text, for people. */
+  name: string | null;
+  /** SHA-256 of the whole secret, lower-case hex. */
+  key_hash: string;
+  /** The secret's first characters (`sck_` + 8), for display. */
+  prefix: string;
+  /** The tenant the key acts for; `null` = admin key. */
+  tenant_id: string | null;
+  created_at: Generated<Date>;
+  revoked_at: NullableTimestamp;
+  /** Last use, to the minute (bumped at most once a minute). */
+  last_used_at: NullableTimestamp;
+}
+
 /** The database as Kysely sees it. */
 export interface DB {
   global_scene_cache: GlobalSceneCacheTable;
@@ -134,6 +151,7 @@ export interface DB {
   cache_daily_stats: CacheDailyStatsView;
   /** View (read-only). */
   tenant_daily_stats: TenantDailyStatsView;
+  api_keys: ApiKeysTable;
 }
 
 export type SceneCacheRow = Selectable<GlobalSceneCacheTable>;
@@ -143,3 +161,4 @@ export type TenantSceneRow = Selectable<TenantScenesTable>;
 export type DownloadJobRow = Selectable<DownloadJobsTable>;
 export type NewDownloadJobRow = Insertable<DownloadJobsTable>;
 export type DownloadJobUpdate = Updateable<DownloadJobsTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;

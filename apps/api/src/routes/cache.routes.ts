@@ -5,6 +5,7 @@
 import type { FastifyPluginCallback } from 'fastify';
 import type { Kysely } from 'kysely';
 import { getCacheStats, listCachedScenes, type DB } from '@scenecache/db';
+import { requireAdmin, scopeTenant } from '../auth.js';
 import { callDependency } from '../dependency-call.js';
 import type { DependencyTimeouts } from '../download-enqueue.js';
 import { errorReplySchema } from '../error-handler.js';
@@ -17,7 +18,7 @@ export interface CacheRoutesOptions {
   timeouts: DependencyTimeouts;
 }
 
-const errors = { 400: errorReplySchema, 503: errorReplySchema };
+const errors = { 400: errorReplySchema, 401: errorReplySchema, 403: errorReplySchema, 503: errorReplySchema };
 
 /** `GET /cache/stats` and `GET /cache/scenes` (registered under `/v1`). */
 export const cacheRoutes: FastifyPluginCallback<CacheRoutesOptions> = (fastify, { db, timeouts }, done) => {
@@ -30,7 +31,7 @@ export const cacheRoutes: FastifyPluginCallback<CacheRoutesOptions> = (fastify, 
       schema: {
         summary: 'Cache statistics: totals, per UTC day, per tenant',
         description:
-          'Jobs count on the UTC day they finished (queued and active jobs are not counted). `requests` = completed jobs, `hit_ratio` = reused / requests, `bytes_saved` = bytes_delivered − bytes_downloaded. `since` and `until` are days, both inclusive.',
+          'Jobs count on the UTC day they finished (queued and active jobs are not counted). `requests` = completed jobs, `hit_ratio` = reused / requests, `bytes_saved` = bytes_delivered − bytes_downloaded. `since` and `until` are days, both inclusive. A tenant key gets its tenant only (`tenant_id` defaults to it; another tenant is 403).',
         tags: ['cache'],
         querystring: cacheStatsQuerySchema,
         response: { 200: cacheStatsSchema, ...errors },
@@ -38,7 +39,8 @@ export const cacheRoutes: FastifyPluginCallback<CacheRoutesOptions> = (fastify, 
     },
     async (request) => {
       const q = request.query;
-      return postgres(() => getCacheStats(db, { tenantId: q.tenant_id, since: q.since, until: q.until }));
+      const tenantId = scopeTenant(request, q.tenant_id);
+      return postgres(() => getCacheStats(db, { tenantId, since: q.since, until: q.until }));
     },
   );
 
@@ -47,12 +49,14 @@ export const cacheRoutes: FastifyPluginCallback<CacheRoutesOptions> = (fastify, 
     {
       schema: {
         summary: 'Cached scenes: most reused, most recently used, or largest first',
+        description: 'The global cache spans every tenant: admin keys only (403 for a tenant key).',
         tags: ['cache'],
         querystring: cachedScenesQuerySchema,
         response: { 200: cachedScenesSchema, ...errors },
       },
     },
     async (request): Promise<CachedScenesView> => {
+      requireAdmin(request);
       const q = request.query;
       const scenes = await postgres(() => listCachedScenes(db, { order: q.order, limit: q.limit, level: q.level, tile: q.tile }));
       return {

@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { downloadBatchSchema, downloadRequestSchema, ScenecacheError } from '@scenecache/core';
 import { findJobById, listJobs, type DB } from '@scenecache/db';
+import { canSeeTenant, requireTenants, scopeTenant } from '../auth.js';
 import { callDependency } from '../dependency-call.js';
 import type { DependencyTimeouts, DownloadEnqueueService } from '../download-enqueue.js';
 import { enqueuedJobSchema, jobPageSchema, jobSchema, toEnqueuedJobView, toJobView } from '../download-job.view.js';
@@ -23,7 +24,7 @@ export interface DownloadsRoutesOptions {
   timeouts: DependencyTimeouts;
 }
 
-const errors = { 400: errorReplySchema, 413: errorReplySchema, 415: errorReplySchema, 503: errorReplySchema };
+const errors = { 400: errorReplySchema, 401: errorReplySchema, 403: errorReplySchema, 413: errorReplySchema, 415: errorReplySchema, 503: errorReplySchema };
 
 export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (fastify, { enqueue, db, timeouts }, done) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
@@ -43,6 +44,7 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
       },
     },
     async (request, reply) => {
+      requireTenants(request, [request.body.tenant_id]);
       const { row, created } = await enqueue.enqueue(request.body, request.headers['idempotency-key'], request.log);
       void reply.header('location', `${request.url.split('?')[0]}/${encodeURIComponent(row.id)}`);
       if (!created) void reply.header('idempotent-replayed', 'true');
@@ -61,6 +63,7 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
       },
     },
     async (request, reply) => {
+      requireTenants(request, request.body.jobs.map((job) => job.tenant_id));
       const rows = await enqueue.enqueueBatch(request.body.jobs, request.log);
       return reply.code(202).send({ jobs: rows.map(toEnqueuedJobView) });
     },
@@ -73,12 +76,13 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
         summary: 'A download job and its result',
         tags: ['downloads'],
         params: jobParamsSchema,
-        response: { 200: jobSchema, 404: errorReplySchema, 503: errorReplySchema },
+        response: { 200: jobSchema, 401: errorReplySchema, 404: errorReplySchema, 503: errorReplySchema },
       },
     },
     async (request) => {
       const row = await postgres(() => findJobById(db, request.params.id));
-      if (!row) throw new ScenecacheError('not_found', `no download job ${request.params.id}`, { httpStatus: 404 });
+      // Another tenant's job is "not found" for a tenant key: 403 would confirm the id exists.
+      if (!row || !canSeeTenant(request, row.tenant_id)) throw new ScenecacheError('not_found', `no download job ${request.params.id}`, { httpStatus: 404 });
       return toJobView(row);
     },
   );
@@ -88,16 +92,17 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
     {
       schema: {
         summary: 'Download jobs, newest first, filtered, by pages',
+        description: 'A tenant key lists only its tenant (`tenant_id` defaults to it; another tenant is 403).',
         tags: ['downloads'],
         querystring: listJobsQuerySchema,
-        response: { 200: jobPageSchema, 400: errorReplySchema, 503: errorReplySchema },
+        response: { 200: jobPageSchema, 400: errorReplySchema, 401: errorReplySchema, 403: errorReplySchema, 503: errorReplySchema },
       },
     },
     async (request) => {
       const q = request.query;
       const page = await postgres(() =>
         listJobs(db, {
-          tenantId: q.tenant_id,
+          tenantId: scopeTenant(request, q.tenant_id),
           status: q.status,
           cacheStatus: q.cache_status,
           sceneId: q.scene_id,

@@ -85,8 +85,17 @@ export function registerMetrics(app: FastifyInstance, metrics: ApiMetrics): void
     metrics.observeRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
-  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
-    const text = await metrics.registry.metrics();
-    return reply.header('content-type', metrics.registry.contentType).send(text);
+  // In a child scope (the root hook above still applies): the route is added when the plugin
+  // loads, after plugins registered before this call (the OpenAPI collector) have loaded.
+  void app.register((scope, _options, done) => {
+    scope.get(
+      '/metrics',
+      { logLevel: 'warn', schema: { summary: 'Prometheus metrics (text exposition format)', tags: ['metrics'] } },
+      async (_request, reply) => {
+        const text = await metrics.registry.metrics();
+        return reply.header('content-type', metrics.registry.contentType).send(text);
+      },
+    );
+    done();
   });
 }

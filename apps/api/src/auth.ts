@@ -1,0 +1,197 @@
+/**
+ * Bearer API keys for the `/v1` routes (`/healthz`, `/readyz`, `/metrics` stay open).
+ *
+ * A request carries `Authorization: Bearer <key>`. The key is either `ADMIN_API_KEY` (an admin key,
+ * compared in constant time, no database lookup) or a key of the `api_keys` table (looked up by its
+ * SHA-256; a row with a `tenant_id` is a tenant key, one without is an admin key).
+ *
+ * Auth is enforced when `ADMIN_API_KEY` is set or any unrevoked key exists in `api_keys` (that
+ * answer is cached per process for {@link AuthOptions.keyPresenceCacheMs}, 5 s). With neither, the
+ * API runs open ("dev mode"): every request is let through as {@link OPEN_PRINCIPAL}, an
+ * `Authorization` header is ignored, and a warning is logged.
+ *
+ * What a principal may do (checked by the routes through the helpers below):
+ * - admin / open: everything;
+ * - tenant key: enqueue only for its tenant (else 403 `forbidden`, batches all or nothing); read only
+ *   its tenant's jobs (another tenant's job id is 404 `not_found`, so ids do not leak); lists and
+ *   stats are forced to its tenant (an explicit other `tenant_id` filter is 403 `forbidden`);
+ *   admin-only routes are 403 `forbidden`.
+ *
+ * Failures: 401 `unauthorized` with `WWW-Authenticate: Bearer` (missing, malformed, unknown or
+ * revoked key); 503 `service_unavailable` when Postgres cannot answer the key lookup.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { ScenecacheError, type Logger } from '@scenecache/core';
+import { API_KEY_TOUCH_INTERVAL_MS, findActiveKeyByHash, hasActiveApiKeys, hashApiKey, touchApiKey, type DB } from '@scenecache/db';
+import { callDependency } from './dependency-call.js';
+
+/** Who is calling. */
+export type Principal =
+  /** `ADMIN_API_KEY` (`keyId: null`) or an admin row of `api_keys`. */
+  | { readonly kind: 'admin'; readonly keyId: string | null }
+  /** A tenant key: sees and enqueues only `tenantId`. */
+  | { readonly kind: 'tenant'; readonly keyId: string; readonly tenantId: string }
+  /** Auth is off (no admin key, no keys): may do everything. */
+  | { readonly kind: 'open' };
+
+/** The principal of every request while auth is off. */
+export const OPEN_PRINCIPAL: Principal = Object.freeze({ kind: 'open' });
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth hook on `/v1` routes; `null` on routes without auth (health, metrics). */
+    principal: Principal | null;
+  }
+}
+
+/** Options of {@link Authenticator}. */
+export interface AuthOptions {
+  /** `ADMIN_API_KEY`, if set. */
+  readonly adminApiKey: string | undefined;
+  readonly db: Kysely<DB>;
+  /** Deadline of a key lookup (ms). */
+  readonly postgresMs: number;
+  readonly logger: Logger;
+  /** How long "does any active key exist" is cached (ms). @defaultValue 5000 */
+  readonly keyPresenceCacheMs?: number;
+}
+
+/** The `WWW-Authenticate` challenge of a 401. */
+export const BEARER_CHALLENGE = 'Bearer realm="scenecache"';
+
+const BEARER_RE = /^Bearer[ \t]+([!-~]+)[ \t]*$/i;
+
+/** 401 `unauthorized`. */
+function unauthorized(message: string): ScenecacheError {
+  return new ScenecacheError('unauthorized', message, { httpStatus: 401 });
+}
+
+/** 403 `forbidden`. */
+export function forbidden(message: string): ScenecacheError {
+  return new ScenecacheError('forbidden', message, { httpStatus: 403 });
+}
+
+/** SHA-256 digest, so secrets of any length compare in constant time. */
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** Resolves the principal of each `/v1` request; one per app. */
+export class Authenticator {
+  private readonly adminDigest: Buffer | undefined;
+  private readonly cacheMs: number;
+  private presence: { value: boolean; at: number } | undefined;
+  private lastMode: 'open' | 'enforced' | undefined;
+
+  constructor(private readonly options: AuthOptions) {
+    this.adminDigest = options.adminApiKey === undefined ? undefined : digest(options.adminApiKey);
+    this.cacheMs = options.keyPresenceCacheMs ?? 5_000;
+  }
+
+  /**
+   * Whether auth is enforced now: `ADMIN_API_KEY` is set, or an active key exists (cached).
+   * Logs a warning whenever the API (re)enters open mode.
+   *
+   * @throws ScenecacheError `service_unavailable` when Postgres cannot answer.
+   */
+  async enforced(): Promise<boolean> {
+    if (this.adminDigest !== undefined) return true;
+    const now = Date.now();
+    if (this.presence === undefined || now - this.presence.at >= this.cacheMs) {
+      const value = await callDependency('Postgres', this.options.postgresMs, () => hasActiveApiKeys(this.options.db));
+      this.presence = { value, at: now };
+    }
+    const mode = this.presence.value ? 'enforced' : 'open';
+    if (mode !== this.lastMode) {
+      if (mode === 'open') {
+        this.options.logger.warn('AUTH DISABLED: no ADMIN_API_KEY and no API keys: /v1 is open to anyone (dev mode). Set ADMIN_API_KEY or create a key with `npm run keys -- create`.');
+      } else if (this.lastMode !== undefined) {
+        this.options.logger.info('API keys exist: Bearer auth is enforced on /v1');
+      }
+      this.lastMode = mode;
+    }
+    return this.presence.value;
+  }
+
+  /**
+   * The principal of a request.
+   *
+   * @throws ScenecacheError `unauthorized` (401) for a missing, malformed, unknown or revoked key
+   *   while auth is enforced; `service_unavailable` (503) when Postgres cannot answer.
+   */
+  async authenticate(request: FastifyRequest): Promise<Principal> {
+    if (!(await this.enforced())) return OPEN_PRINCIPAL;
+    const header = request.headers.authorization;
+    if (header === undefined || header === '') throw unauthorized('missing Authorization: Bearer <API key>');
+    const match = BEARER_RE.exec(header);
+    if (!match) throw unauthorized('the Authorization header must be "Bearer <API key>"');
+    const secret = match[1]!;
+    if (this.adminDigest !== undefined && timingSafeEqual(digest(secret), this.adminDigest)) {
+      return { kind: 'admin', keyId: null };
+    }
+    const { db, postgresMs } = this.options;
+    const row = await callDependency('Postgres', postgresMs, () => findActiveKeyByHash(db, hashApiKey(secret)));
+    if (!row) throw unauthorized('unknown or revoked API key');
+    if (row.last_used_at === null || Date.now() - row.last_used_at.getTime() >= API_KEY_TOUCH_INTERVAL_MS) {
+      // Not awaited: bookkeeping must not slow or fail the request. touchApiKey is itself rate-limited.
+      void touchApiKey(db, row.id).catch((err: unknown) => request.log.debug({ err, keyId: row.id }, 'could not record the API key use'));
+    }
+    return row.tenant_id === null ? { kind: 'admin', keyId: row.id } : { kind: 'tenant', keyId: row.id, tenantId: row.tenant_id };
+  }
+
+  /** The `onRequest` hook of the `/v1` scope: sets `request.principal` or fails the request. */
+  readonly hook = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    try {
+      request.principal = await this.authenticate(request);
+    } catch (err) {
+      if (err instanceof ScenecacheError && err.code === 'unauthorized') void reply.header('www-authenticate', BEARER_CHALLENGE);
+      throw err;
+    }
+    if (request.principal.kind !== 'open') request.log = request.log.child({ keyId: request.principal.keyId ?? 'ADMIN_API_KEY' });
+  };
+}
+
+/** The request's principal; routes without the auth hook count as open. */
+function principalOf(request: FastifyRequest): Principal {
+  return request.principal ?? OPEN_PRINCIPAL;
+}
+
+/** @throws ScenecacheError `forbidden` (403) unless the caller is an admin (or auth is off). */
+export function requireAdmin(request: FastifyRequest): void {
+  if (principalOf(request).kind === 'tenant') throw forbidden('this route needs an admin key');
+}
+
+/**
+ * Check that the caller may act for every tenant in `tenantIds` (enqueue).
+ *
+ * @throws ScenecacheError `forbidden` (403) when a tenant key names another tenant.
+ */
+export function requireTenants(request: FastifyRequest, tenantIds: readonly string[]): void {
+  const principal = principalOf(request);
+  if (principal.kind !== 'tenant') return;
+  const other = tenantIds.find((tenantId) => tenantId !== principal.tenantId);
+  if (other !== undefined) throw forbidden(`this key may only act for tenant ${principal.tenantId}, not ${JSON.stringify(other)}`);
+}
+
+/** Whether the caller may see the tenant's data (reads: answer 404, not 403, when not). */
+export function canSeeTenant(request: FastifyRequest, tenantId: string): boolean {
+  const principal = principalOf(request);
+  return principal.kind !== 'tenant' || principal.tenantId === tenantId;
+}
+
+/**
+ * The tenant filter of a list or stats read: a tenant key is forced to its tenant; admins get the
+ * filter they asked for (`undefined` = every tenant).
+ *
+ * @throws ScenecacheError `forbidden` (403) when a tenant key asks for another tenant.
+ */
+export function scopeTenant(request: FastifyRequest, requested: string | undefined): string | undefined {
+  const principal = principalOf(request);
+  if (principal.kind !== 'tenant') return requested;
+  if (requested !== undefined && requested !== principal.tenantId) {
+    throw forbidden(`this key may only read tenant ${principal.tenantId}, not ${JSON.stringify(requested)}`);
+  }
+  return principal.tenantId;
+}

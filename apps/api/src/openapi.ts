@@ -1,0 +1,162 @@
+/**
+ * The OpenAPI 3 document at `GET /docs/json` (and `/docs/yaml`) and Swagger UI at `/docs`,
+ * generated from the route schemas: `@fastify/swagger` collects the routes, and its `transform`
+ * turns each route's zod schemas into JSON Schema with zod's own `z.toJSONSchema` (target
+ * OpenAPI 3.0; request parts as the client sends them, `io: 'input'`, replies as the server writes
+ * them, `io: 'output'`). Error replies share `#/components/schemas/Error`, and the `/v1` routes
+ * require the `bearerAuth` scheme (`Authorization: Bearer <API key>`).
+ *
+ * Register it before any route: the plugin sees only the routes added after it has loaded.
+ */
+import swagger, { type SwaggerTransform, type SwaggerTransformObject } from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, FastifySchema } from 'fastify';
+import { z } from 'zod';
+import { errorReplySchema } from './error-handler.js';
+
+/** Where Swagger UI is served; the document is at `${DOCS_PREFIX}/json`. */
+export const DOCS_PREFIX = '/docs';
+
+/** Name of the Bearer API key security scheme in `components.securitySchemes`. */
+export const BEARER_AUTH = 'bearerAuth';
+
+/** Name of the error reply schema in `components.schemas`. */
+export const ERROR_SCHEMA_NAME = 'Error';
+
+/** Marks converted error schemas so `transformObject` swaps them for the shared component. */
+const ERROR_MARK = 'x-scenecache-error';
+
+/** Request parts Fastify validates, converted as input schemas. */
+const REQUEST_PARTS = ['body', 'querystring', 'params', 'headers'] as const;
+
+/** Response descriptions by status code (the OpenAPI `description` every response needs). */
+const STATUS_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  200: 'OK',
+  202: 'Accepted: the job is queued',
+  400: 'Invalid request: `error.field` names the field at fault',
+  401: 'Missing or invalid API key',
+  403: 'The API key is not allowed to do this',
+  404: 'Not found (or not visible to this API key)',
+  409: 'Idempotency-Key already used for a different request',
+  413: 'Request body too large',
+  415: 'The body must be JSON (Content-Type: application/json)',
+  429: 'Rate limited: retry after `Retry-After` seconds',
+  503: 'A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry',
+};
+
+type JsonSchema = Record<string, unknown>;
+
+/** Whether `value` is a zod schema (route schemas are; hidden plugin routes carry plain objects). */
+function isZodSchema(value: unknown): value is z.ZodType {
+  return value instanceof z.ZodType;
+}
+
+/**
+ * JSON Schema (OpenAPI 3.0 dialect) of a zod schema. Transforms and refinements cannot be
+ * expressed and are left out (the side `io` names is described); `$schema` is dropped.
+ *
+ * @param io - `input` for what a client sends (defaults optional, coercions' source), `output`
+ *   for what the server replies.
+ */
+export function zodToOpenApiSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const json: JsonSchema = z.toJSONSchema(schema, { target: 'openapi-3.0', io, unrepresentable: 'any' });
+  delete json.$schema;
+  return json;
+}
+
+/** A response's JSON Schema with the description OpenAPI requires. */
+function responseSchema(status: string, schema: unknown): unknown {
+  if (!isZodSchema(schema)) return schema;
+  const json = zodToOpenApiSchema(schema, 'output');
+  if (schema === errorReplySchema) json[ERROR_MARK] = true;
+  // `@fastify/swagger` moves `x-response-description` to the response (a `description` would stay in the schema too).
+  return { 'x-response-description': STATUS_DESCRIPTIONS[status] ?? 'Response', ...json };
+}
+
+/** The `/metrics` reply, documented here: the route has no response schema (it sends text). */
+const METRICS_RESPONSE = {
+  200: {
+    description: 'Prometheus metrics, text exposition format 0.0.4',
+    content: { 'text/plain': { schema: { type: 'string' } } },
+  },
+};
+
+/**
+ * `@fastify/swagger` route transform: zod schemas → JSON Schema, `bearerAuth` (and a 401 reply)
+ * on `/v1` routes, the `/metrics` text reply. Routes without any schema are hidden.
+ */
+export const openApiTransform: SwaggerTransform = ({ schema, url }) => {
+  // Routes declaring no schema at all are not API (e.g. bull-board's UI): left out.
+  if ((schema as FastifySchema | undefined) === undefined) return { schema: { hide: true }, url };
+  const source = schema as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...source };
+  for (const part of REQUEST_PARTS) {
+    const value = source[part];
+    if (isZodSchema(value)) out[part] = zodToOpenApiSchema(value, 'input');
+  }
+  const responses = source.response as Record<string, unknown> | undefined;
+  if (responses) out.response = Object.fromEntries(Object.entries(responses).map(([status, s]) => [status, responseSchema(status, s)]));
+  if (url === '/metrics' && !responses) out.response = METRICS_RESPONSE;
+  if (url.startsWith('/v1/')) {
+    out.security = [{ [BEARER_AUTH]: [] }];
+    out.response = { 401: responseSchema('401', errorReplySchema), ...(out.response as Record<string, unknown> | undefined) };
+  }
+  return { schema: out, url };
+};
+
+/** Replace every marked error schema in `node` by a `$ref` to the shared component (in place). */
+function referenceErrorSchemas(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const item of node) referenceErrorSchemas(item);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  const record = node as Record<string, unknown>;
+  for (const [key, value] of Object.entries(record)) {
+    if (value !== null && typeof value === 'object' && (value as Record<string, unknown>)[ERROR_MARK] === true) {
+      record[key] = { $ref: `#/components/schemas/${ERROR_SCHEMA_NAME}` };
+    } else {
+      referenceErrorSchemas(value);
+    }
+  }
+}
+
+/** `@fastify/swagger` document transform: error replies reference `components.schemas.Error`. */
+export const openApiTransformObject: SwaggerTransformObject = (documentObject) => {
+  const document = 'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject;
+  referenceErrorSchemas(document.paths);
+  return document;
+};
+
+/**
+ * Serve the OpenAPI document (`/docs/json`, `/docs/yaml`) and Swagger UI (`/docs`) for every
+ * route registered after this call. Call it on the root instance before any route.
+ */
+export function registerOpenApi(app: FastifyInstance): void {
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'scenecache API',
+        description:
+          'Enqueue Sentinel-2 band downloads (each product is fetched from CDSE once and copied into tenant buckets), read job results and cache statistics. Errors are `{error: {code, message, field?}}`.',
+        version: '1',
+      },
+      tags: [
+        { name: 'downloads', description: 'Enqueue download jobs and read their results' },
+        { name: 'cache', description: 'Cache statistics and cached scenes' },
+        { name: 'health', description: 'Liveness and readiness probes' },
+        { name: 'metrics', description: 'Prometheus metrics' },
+      ],
+      components: {
+        securitySchemes: {
+          [BEARER_AUTH]: { type: 'http', scheme: 'bearer', description: 'An API key: `Authorization: Bearer <key>` (tenant or admin key).' },
+        },
+        schemas: { [ERROR_SCHEMA_NAME]: zodToOpenApiSchema(errorReplySchema, 'output') as never },
+      },
+    },
+    transform: openApiTransform,
+    transformObject: openApiTransformObject,
+  });
+  void app.register(swaggerUi, { routePrefix: DOCS_PREFIX });
+}

@@ -1,0 +1,111 @@
+/**
+ * `npm run keys -- <command>`: manage the API's Bearer keys in `DATABASE_URL` (migrated).
+ *
+ * - `create --tenant <id> [--name <text>]`: a tenant key; `create --admin [--name <text>]`: an admin
+ *   key. Prints the id and the secret (`sck_…`): the secret is shown this once, only its SHA-256
+ *   is stored.
+ * - `list`: every key (id, display prefix, tenant or `admin`, name, created, last used, revoked).
+ * - `revoke <id>`: the key is refused from the next request on.
+ *
+ * `--json` prints machine-readable JSON instead. Exit codes: 0 done, 1 failed (database error,
+ * no such key), 2 usage error.
+ */
+import { parseArgs } from 'node:util';
+import { loadSettings, tenantBucketName, ValidationError, type Settings } from '@scenecache/core';
+import { createApiKey, listApiKeys, revokeApiKey } from './api-key.repository.js';
+import { createDb } from './database.js';
+import type { ApiKeyRow } from './schema.js';
+
+const USAGE = `usage: npm run keys -- create --tenant <tenant_id> [--name <text>] [--json]
+       npm run keys -- create --admin [--name <text>] [--json]
+       npm run keys -- list [--json]
+       npm run keys -- revoke <key id> [--json]`;
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+class UsageError extends Error {}
+
+/** A key as printed (no hash, no secret). */
+function view(row: ApiKeyRow): Record<string, string | null> {
+  return {
+    id: row.id,
+    prefix: row.prefix,
+    tenant_id: row.tenant_id,
+    name: row.name,
+    created_at: row.created_at.toISOString(),
+    last_used_at: row.last_used_at?.toISOString() ?? null,
+    revoked_at: row.revoked_at?.toISOString() ?? null,
+  };
+}
+
+async function run(argv: string[], settings: Settings): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { tenant: { type: 'string' }, admin: { type: 'boolean' }, name: { type: 'string' }, json: { type: 'boolean' } },
+  });
+  const [command, ...rest] = positionals;
+  const json = values.json === true;
+  const out = (value: unknown, text: string) => console.log(json ? JSON.stringify(value, null, 2) : text);
+
+  if (command === 'create') {
+    if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
+    if ((values.tenant === undefined) === (values.admin !== true)) throw new UsageError('create needs exactly one of --tenant <id> or --admin');
+    // The same rules as the API's tenant ids: a key for a tenant no request could name is useless.
+    if (values.tenant !== undefined) tenantBucketName(values.tenant, settings.tenantBucketPrefix);
+  } else if (command === 'revoke') {
+    if (rest.length !== 1 || !UUID_RE.test(rest[0]!)) throw new UsageError('revoke needs one key id (a UUID, see `list`)');
+  } else if (command === 'list') {
+    if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
+  } else {
+    throw new UsageError(command === undefined ? 'no command' : `unknown command ${command}`);
+  }
+
+  const db = createDb(settings.databaseUrl, { max: 1, applicationName: 'scenecache-keys' });
+  try {
+    if (command === 'create') {
+      const { row, secret } = await createApiKey(db, { tenantId: values.tenant ?? null, name: values.name ?? null });
+      const who = row.tenant_id === null ? 'admin key' : `key for tenant ${row.tenant_id}`;
+      out({ ...view(row), secret }, `created ${who} ${row.id}\n${secret}\nThe secret is shown this once: store it now (send it as "Authorization: Bearer <secret>").`);
+      return 0;
+    }
+    if (command === 'list') {
+      const rows = await listApiKeys(db);
+      const lines = rows.map((row) => {
+        const v = view(row);
+        return [v.id, v.prefix, v.tenant_id ?? 'admin', v.name ?? '-', v.created_at, v.last_used_at ?? '-', v.revoked_at === null ? 'active' : `revoked ${v.revoked_at}`].join('\t');
+      });
+      out(rows.map(view), ['id\tprefix\ttenant\tname\tcreated_at\tlast_used_at\tstate', ...lines].join('\n'));
+      return 0;
+    }
+    const row = await revokeApiKey(db, rest[0]!);
+    if (!row) {
+      console.error(`no active key ${rest[0]} (unknown or already revoked)`);
+      return 1;
+    }
+    out(view(row), `revoked key ${row.id} (${row.prefix}…)`);
+    return 0;
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function main(): Promise<number> {
+  let settings: Settings;
+  try {
+    settings = loadSettings();
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    return 1;
+  }
+  try {
+    return await run(process.argv.slice(2), settings);
+  } catch (err) {
+    const usage = err instanceof UsageError || err instanceof ValidationError || (err as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
+    console.error(err instanceof Error ? err.message : String(err));
+    if (usage) console.error(USAGE);
+    return usage ? 2 : 1;
+  }
+}
+
+process.exitCode = await main();
