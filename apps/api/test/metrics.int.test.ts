@@ -4,33 +4,7 @@
  * queue depth by state read from Redis at scrape time, and HTTP requests by route and status.
  */
 import { L1C, L2A, startTestApi, type TestApi } from './helpers.js';
-
-/** One sample of a Prometheus text exposition. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parse the samples of a text exposition (comments skipped; label values without escapes). */
-function parseSamples(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)) labels[pair[1]!] = pair[2]!;
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return samples;
-}
-
-/** The value of the sample `name` whose labels are exactly `labels` (undefined when absent). */
-function valueOf(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const want = JSON.stringify(Object.entries(labels).sort());
-  return samples.find((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === want)?.value;
-}
+import { metricValue, parseMetricSamples, type MetricSample } from '@scenecache/testing';
 
 describe('API /metrics', () => {
   let api: TestApi;
@@ -42,11 +16,11 @@ describe('API /metrics', () => {
     await api?.close();
   });
 
-  async function scrape(): Promise<{ contentType: string | null; text: string; samples: Sample[] }> {
+  async function scrape(): Promise<{ contentType: string | null; text: string; samples: MetricSample[] }> {
     const res = await fetch(`${api.baseUrl}/metrics`);
     expect(res.status).toBe(200);
     const text = await res.text();
-    return { contentType: res.headers.get('content-type'), text, samples: parseSamples(text) };
+    return { contentType: res.headers.get('content-type'), text, samples: parseMetricSamples(text) };
   }
 
   it('is the Prometheus text format, with default metrics and an empty queue', async () => {
@@ -54,9 +28,9 @@ describe('API /metrics', () => {
     expect(contentType).toMatch(/^text\/plain; version=0\.0\.4; charset=utf-8/);
     expect(text).toContain('# TYPE scenecache_jobs_enqueued_total counter');
     expect(text).toContain('# TYPE scenecache_queue_jobs gauge');
-    expect(valueOf(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
-    expect(valueOf(samples, 'scenecache_jobs_enqueued_total')).toBe(0);
-    for (const state of ['waiting', 'delayed', 'prioritized', 'active']) expect(valueOf(samples, 'scenecache_queue_jobs', { state })).toBe(0);
+    expect(metricValue(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(metricValue(samples, 'scenecache_jobs_enqueued_total')).toBe(0);
+    for (const state of ['waiting', 'delayed', 'prioritized', 'active']) expect(metricValue(samples, 'scenecache_queue_jobs', { state })).toBe(0);
   });
 
   it('counts enqueued jobs and shows them in the queue depth', async () => {
@@ -73,30 +47,30 @@ describe('API /metrics', () => {
     expect(batch.status).toBe(202);
 
     const { samples } = await scrape();
-    expect(valueOf(samples, 'scenecache_jobs_enqueued_total')).toBe(4);
+    expect(metricValue(samples, 'scenecache_jobs_enqueued_total')).toBe(4);
     // No worker runs: three jobs wait, one is prioritized.
-    expect(valueOf(samples, 'scenecache_queue_jobs', { state: 'waiting' })).toBe(3);
-    expect(valueOf(samples, 'scenecache_queue_jobs', { state: 'prioritized' })).toBe(1);
-    expect(valueOf(samples, 'scenecache_queue_jobs', { state: 'delayed' })).toBe(0);
-    expect(valueOf(samples, 'scenecache_queue_jobs', { state: 'active' })).toBe(0);
+    expect(metricValue(samples, 'scenecache_queue_jobs', { state: 'waiting' })).toBe(3);
+    expect(metricValue(samples, 'scenecache_queue_jobs', { state: 'prioritized' })).toBe(1);
+    expect(metricValue(samples, 'scenecache_queue_jobs', { state: 'delayed' })).toBe(0);
+    expect(metricValue(samples, 'scenecache_queue_jobs', { state: 'active' })).toBe(0);
 
     // Requests by route pattern and status, with their durations.
     const post = { method: 'POST', route: '/v1/downloads' };
-    expect(valueOf(samples, 'scenecache_http_requests_total', { ...post, status_code: '202' })).toBe(2);
-    expect(valueOf(samples, 'scenecache_http_requests_total', { ...post, status_code: '200' })).toBe(1);
-    expect(valueOf(samples, 'scenecache_http_requests_total', { method: 'POST', route: '/v1/downloads/batch', status_code: '202' })).toBe(1);
-    expect(valueOf(samples, 'scenecache_http_request_duration_seconds_count', { ...post, status_code: '202' })).toBe(2);
-    expect(valueOf(samples, 'scenecache_http_request_duration_seconds_sum', { ...post, status_code: '202' })).toBeGreaterThan(0);
+    expect(metricValue(samples, 'scenecache_http_requests_total', { ...post, status_code: '202' })).toBe(2);
+    expect(metricValue(samples, 'scenecache_http_requests_total', { ...post, status_code: '200' })).toBe(1);
+    expect(metricValue(samples, 'scenecache_http_requests_total', { method: 'POST', route: '/v1/downloads/batch', status_code: '202' })).toBe(1);
+    expect(metricValue(samples, 'scenecache_http_request_duration_seconds_count', { ...post, status_code: '202' })).toBe(2);
+    expect(metricValue(samples, 'scenecache_http_request_duration_seconds_sum', { ...post, status_code: '202' })).toBeGreaterThan(0);
     // The first scrape was counted too.
-    expect(valueOf(samples, 'scenecache_http_requests_total', { method: 'GET', route: '/metrics', status_code: '200' })).toBe(1);
+    expect(metricValue(samples, 'scenecache_http_requests_total', { method: 'GET', route: '/metrics', status_code: '200' })).toBe(1);
   });
 
   it('labels unknown paths "unmatched" and bad input by its status, and counts no enqueue for it', async () => {
     expect((await api.request('GET', '/no/such/path')).status).toBe(404);
     expect((await api.request('POST', '/v1/downloads', { json: { tenant_id: 'm1', scene_id: 'not-a-product' } })).status).toBe(400);
     const { samples } = await scrape();
-    expect(valueOf(samples, 'scenecache_http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' })).toBe(1);
-    expect(valueOf(samples, 'scenecache_http_requests_total', { method: 'POST', route: '/v1/downloads', status_code: '400' })).toBe(1);
-    expect(valueOf(samples, 'scenecache_jobs_enqueued_total')).toBe(4);
+    expect(metricValue(samples, 'scenecache_http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' })).toBe(1);
+    expect(metricValue(samples, 'scenecache_http_requests_total', { method: 'POST', route: '/v1/downloads', status_code: '400' })).toBe(1);
+    expect(metricValue(samples, 'scenecache_jobs_enqueued_total')).toBe(4);
   });
 });

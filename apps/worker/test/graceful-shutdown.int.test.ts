@@ -15,28 +15,18 @@
  * - a second signal forces the exit at once, long before the deadline; the job, its lock left to
  *   expire, is still completed by another worker, and no advisory lock survives the process.
  */
-import { createServer, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand } from '@scenecache/core';
 import { findJobById } from '@scenecache/db';
-import { until } from '@scenecache/testing';
+import { freePort, until } from '@scenecache/testing';
 import { startPipelineHarness, type LogLine, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 
 // A different real product per test (fixtures/cdse/sentinel2_products.tsv).
 const P_FINISH = 'S2A_MSIL1C_20170413T104021_N0204_R008_T31SCA_20170413T104021';
 const P_HAND_BACK = 'S2A_MSIL2A_20170827T105651_N0205_R094_T31WFN_20170827T105652';
 const P_FORCED = 'S2A_MSIL1C_20171012T112111_N0205_R037_T29SQC_20171012T112713';
-
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** `GET /healthz` of a worker: the HTTP status, or `refused` when nothing listens. */
 async function healthz(port: number): Promise<number | 'refused'> {

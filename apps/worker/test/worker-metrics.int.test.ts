@@ -8,48 +8,12 @@
  * slots in use and their limit) next to the default process metrics.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { findBandFile, parseProductName, resolveBand } from '@scenecache/core';
 import { startPipelineHarness, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
+import { freePort, metricValue, parseMetricSamples } from '@scenecache/testing';
 
 const SCENE = 'S2B_MSIL2A_20240324T101649_N0510_R065_T32TNS_20240324T130035';
 const BANDS = ['B04', 'B03'];
-
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** One sample of a Prometheus text exposition. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parse the samples of a text exposition (comments skipped; label values without escapes). */
-function parseSamples(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`not a sample line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const pair of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)) labels[pair[1]!] = pair[2]!;
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return samples;
-}
-
-/** The value of the sample `name` whose labels are exactly `labels` (undefined when absent). */
-function valueOf(samples: readonly Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  const want = JSON.stringify(Object.entries(labels).sort());
-  return samples.find((s) => s.name === name && JSON.stringify(Object.entries(s.labels).sort()) === want)?.value;
-}
 
 describe('worker /metrics', () => {
   let h: PipelineHarness;
@@ -87,8 +51,8 @@ describe('worker /metrics', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await res.text();
-    const samples = parseSamples(text);
-    const v = (name: string, labels: Record<string, string> = {}) => valueOf(samples, name, labels);
+    const samples = parseMetricSamples(text);
+    const v = (name: string, labels: Record<string, string> = {}) => metricValue(samples, name, labels);
 
     // Jobs by status and cache_status; no failure series.
     expect(v('scenecache_jobs_total', { status: 'completed', cache_status: 'downloaded' })).toBe(1);
@@ -138,8 +102,8 @@ describe('worker /metrics', () => {
   it('shows queued jobs in the queue-depth gauge', async () => {
     // Jobs the worker cannot pick up yet: delayed by hand in the queue the worker reads.
     await h.queue.add('probe', { tenant_id: 'metrics-c', scene_id: SCENE, bands: BANDS, enqueued_at: new Date().toISOString() }, { delay: 60_000, jobId: 'metrics-probe' });
-    const samples = parseSamples(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
-    expect(valueOf(samples, 'scenecache_queue_jobs', { state: 'delayed' })).toBe(1);
+    const samples = parseMetricSamples(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    expect(metricValue(samples, 'scenecache_queue_jobs', { state: 'delayed' })).toBe(1);
     await h.queue.remove('metrics-probe');
   }, 30_000);
 

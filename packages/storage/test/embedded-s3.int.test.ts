@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createLogger } from '@scenecache/core';
 import { createS3Client, ensureEmbeddedS3, ObjectStore, resolveS3Endpoint, type ResolvedS3Endpoint } from '@scenecache/storage';
-import { testBucketName } from '@scenecache/testing';
+import { freePort, testBucketName } from '@scenecache/testing';
 
 const logger = createLogger('embedded-s3-test', 'silent');
 const credentials = {
@@ -27,15 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(directory, { recursive: true, force: true });
 });
-
-/** A port free right now (bind 0, read it, release it). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 it('a second process on the same port uses the first one\'s server (owned: false), and both work', async () => {
   const port = await freePort();

@@ -4,3 +4,5 @@ export * from './s3.js';
 export * from './tcp-proxy.js';
 export * from './polling.js';
 export * from './advisory-locks.js';
+export * from './network.js';
+export * from './prometheus.js';
