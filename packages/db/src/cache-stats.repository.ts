@@ -8,27 +8,8 @@
 import { sql } from 'kysely';
 import { ValidationError } from '@scenecache/core';
 import type { Queryable } from './database.js';
+import type { CacheStatsFigures } from './schema.js';
 import type { ProductLevel } from './scene-cache.repository.js';
-
-/** The figures of a period (a day, a tenant's period, the whole period). */
-export interface CacheStatsFigures {
-  /** Completed jobs. */
-  requests: number;
-  /** Completed jobs served from the cache (`cache_status = 'reused'`). */
-  reused: number;
-  /** Completed jobs that fetched bytes upstream (`cache_status = 'downloaded'`). */
-  downloaded: number;
-  /** Jobs that failed for good. */
-  failed: number;
-  /** reused / requests, 0…1; `null` when no job completed. */
-  hit_ratio: number | null;
-  /** Bytes fetched from upstream (CDSE) by completed jobs. */
-  bytes_downloaded: number;
-  /** Bytes copied into tenant buckets by completed jobs. */
-  bytes_delivered: number;
-  /** bytes_delivered − bytes_downloaded: what the cache spared upstream. */
-  bytes_saved: number;
-}
 
 /** One day of {@link CacheStats.per_day}. */
 export interface DailyCacheStats extends CacheStatsFigures {

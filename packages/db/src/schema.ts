@@ -93,15 +93,8 @@ export interface DownloadJobsTable {
   updated_at: Generated<Date>;
 }
 
-/**
- * A row of the `cache_daily_stats` view (migration 0002): jobs that finished on one UTC day.
- * Counts are jobs; byte figures are bytes. Read-only.
- */
-export interface CacheDailyStatsView {
-  /** UTC day of `finished_at`, `YYYY-MM-DD`. */
-  day: string;
-  /** Midnight UTC of `day` (Grafana's time column). */
-  day_start: Date;
+/** The figures of a period (a day, a tenant's period, the whole period): counts are jobs, the rest bytes. */
+export interface CacheStatsFigures {
   /** Completed jobs. */
   requests: number;
   /** Completed jobs served from the cache (`cache_status = 'reused'`). */
@@ -116,8 +109,16 @@ export interface CacheDailyStatsView {
   bytes_downloaded: number;
   /** Bytes copied into tenant buckets by completed jobs (sum of `bytes_copied`). */
   bytes_delivered: number;
-  /** bytes_delivered − bytes_downloaded. */
+  /** bytes_delivered − bytes_downloaded: what the cache spared upstream. */
   bytes_saved: number;
+}
+
+/** A row of the `cache_daily_stats` view (migration 0002): jobs that finished on one UTC day. Read-only. */
+export interface CacheDailyStatsView extends CacheStatsFigures {
+  /** UTC day of `finished_at`, `YYYY-MM-DD`. */
+  day: string;
+  /** Midnight UTC of `day` (Grafana's time column). */
+  day_start: Date;
 }
 
 /** A row of the `tenant_daily_stats` view (migration 0002): {@link CacheDailyStatsView} per tenant. */
