@@ -8,18 +8,10 @@
  * from Redis and Postgres; counters and histograms count what this process did.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { DownloadJobResult, Logger } from '@scenecache/core';
-
-/** Queue states reported by `scenecache_queue_jobs{state}`: label → BullMQ job-count type. */
-export const QUEUE_STATES = { waiting: 'wait', delayed: 'delayed', prioritized: 'prioritized', active: 'active' } as const;
+import { queueDepthGauge, type DownloadJobResult, type Logger, type QueueCounts } from '@scenecache/core';
 
 /** What a job waited for when it got out of the way (`scenecache_lock_waits_total{reason}`). */
 export type LockWaitReason = 'scene' | 'upstream-slot';
-
-/** The part of a BullMQ Queue the queue-depth gauge reads. */
-export interface QueueCounts {
-  getJobCounts(...types: string[]): Promise<Record<string, number>>;
-}
 
 /** Where the scrape-time gauges read from. */
 export interface WorkerMetricsSources {
@@ -85,21 +77,7 @@ export class WorkerMetrics {
     if (!sources) return;
 
     const { queue, logger } = sources;
-    new Gauge({
-      name: 'scenecache_queue_jobs',
-      help: 'Jobs in the scene download queue by state (waiting, delayed, prioritized, active), read from Redis at scrape time.',
-      labelNames: ['state'],
-      registers,
-      async collect() {
-        this.reset();
-        try {
-          const counts = await queue.getJobCounts(...Object.values(QUEUE_STATES));
-          for (const [state, type] of Object.entries(QUEUE_STATES)) this.set({ state }, counts[type] ?? 0);
-        } catch (err) {
-          logger.warn({ err }, 'metrics: could not read the queue counts');
-        }
-      },
-    });
+    new Gauge({ ...queueDepthGauge(queue, logger), registers });
     new Gauge({
       name: 'scenecache_upstream_slots_in_use',
       help: 'Upstream (CDSE) download slots held fleet-wide, read from Postgres advisory locks at scrape time.',

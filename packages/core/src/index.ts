@@ -18,3 +18,4 @@ export * from './download-job.js';
 export * from './settings.js';
 export * from './logger.js';
 export * from './failpoint.js';
+export * from './queue-depth.js';

@@ -7,18 +7,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Logger } from '@scenecache/core';
-
-/** Queue states reported by `scenecache_queue_jobs{state}`: label → BullMQ job-count type. */
-const QUEUE_STATES = { waiting: 'wait', delayed: 'delayed', prioritized: 'prioritized', active: 'active' } as const;
+import { queueDepthGauge, type Logger, type QueueCounts } from '@scenecache/core';
 
 /** HTTP request duration buckets (seconds). */
 const HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-/** The part of a BullMQ Queue the queue-depth gauge reads (a `DownloadQueue` fits). */
-export interface QueueCounts {
-  getJobCounts(...types: string[]): Promise<Record<string, number>>;
-}
 
 /** The API's metrics: record through the methods, scrape through `registry`. */
 export class ApiMetrics {
@@ -45,21 +37,7 @@ export class ApiMetrics {
       registers,
     });
     this.#enqueued = new Counter({ name: 'scenecache_jobs_enqueued_total', help: 'Download jobs enqueued by the API (a batch counts each job; an idempotent repeat counts nothing).', registers });
-    new Gauge({
-      name: 'scenecache_queue_jobs',
-      help: 'Jobs in the scene download queue by state (waiting, delayed, prioritized, active), read from Redis at scrape time.',
-      labelNames: ['state'],
-      registers,
-      async collect() {
-        this.reset();
-        try {
-          const counts = await queue.getJobCounts(...Object.values(QUEUE_STATES));
-          for (const [state, type] of Object.entries(QUEUE_STATES)) this.set({ state }, counts[type] ?? 0);
-        } catch (err) {
-          logger.warn({ err }, 'metrics: could not read the queue counts');
-        }
-      },
-    });
+    new Gauge({ ...queueDepthGauge(queue, logger), registers });
   }
 
   /** Count `jobs` newly enqueued jobs. */
