@@ -3,8 +3,9 @@
  * database, Redis queue prefix and S3 check, and `main.ts` on the real ones. It owns none of them:
  * closing the app closes the HTTP server only (see shutdown.ts for the process's order).
  *
- * Versioned routes live in one plugin scope under `/v1` with the Bearer-auth hook (auth.ts) (and,
- * later, rate limits), leaving `/healthz`, `/readyz` and `/metrics` open.
+ * Versioned routes live in one plugin scope under `/v1` with the Bearer-auth hook (auth.ts) and the
+ * per-key rate limit (rate-limit.ts), leaving `/healthz`, `/readyz`, `/metrics` and the dashboard
+ * page at `/` open.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -18,7 +19,12 @@ import { Authenticator } from './auth.js';
 import { clientErrorHandler, errorBody, registerErrorHandling } from './error-handler.js';
 import { registerOpenApi } from './openapi.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
+import { registerAdminQueues } from './admin-queues.js';
+import { dashboardRoutes } from './dashboard/dashboard.routes.js';
+import { registerRateLimit } from './rate-limit.js';
+import { adminRoutes } from './routes/admin.routes.js';
 import { cacheRoutes } from './routes/cache.routes.js';
+import { fleetRoutes } from './routes/fleet.routes.js';
 import { downloadsRoutes } from './routes/downloads.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
 import { ApiMetrics, registerMetrics } from './routes/metrics.routes.js';
@@ -147,12 +153,20 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   });
   app.decorateRequest('principal', null);
   void app.register(healthRoutes, { readiness });
+  // The dashboard page at `/` (static; its script reads the /v1 API like any client).
+  void app.register(dashboardRoutes);
+  // bull-board at `/admin/queues`, admin keys only.
+  registerAdminQueues(app, { queue: deps.queue, auth });
   void app.register(
     (v1, _options, done) => {
       // Bearer API keys (auth.ts): sets request.principal, 401/503 before any body is read.
       v1.addHook('onRequest', auth.hook);
+      // Per-key request budget (429 + Retry-After), counted in Redis across API replicas.
+      registerRateLimit(v1, { redis: deps.redis, settings: deps.settings });
       void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts });
       void v1.register(cacheRoutes, { db: deps.db, timeouts });
+      void v1.register(fleetRoutes, { db: deps.db, queue: deps.queue, settings: deps.settings, timeouts });
+      void v1.register(adminRoutes, { db: deps.db, timeouts });
       done();
     },
     { prefix: '/v1' },
