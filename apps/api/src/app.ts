@@ -14,6 +14,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
 import { pingDb, type DB } from '@scenecache/db';
+import type { ObjectStore } from '@scenecache/storage';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
 import { Authenticator } from './auth.js';
 import { clientErrorHandler, errorBody, registerErrorHandling } from './error-handler.js';
@@ -60,6 +61,11 @@ export interface ApiDeps {
   readonly timeouts?: Partial<ApiTimeouts>;
   /** How long "does any API key exist" is cached (ms), see auth.ts. @defaultValue 5000 */
   readonly keyPresenceCacheMs?: number;
+  /**
+   * The global bucket's object store, for the admin routes that delete objects (band
+   * invalidation, cleanup). `main.ts` always passes it; without it those routes answer 503.
+   */
+  readonly store?: ObjectStore;
 }
 
 declare module 'fastify' {
@@ -166,7 +172,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
       void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts });
       void v1.register(cacheRoutes, { db: deps.db, timeouts });
       void v1.register(fleetRoutes, { db: deps.db, queue: deps.queue, settings: deps.settings, timeouts });
-      void v1.register(adminRoutes, { db: deps.db, timeouts });
+      void v1.register(adminRoutes, { db: deps.db, timeouts, store: deps.store });
       done();
     },
     { prefix: '/v1' },

@@ -19,6 +19,10 @@
  *
  * Failures: 401 `unauthorized` with `WWW-Authenticate: Bearer` (missing, malformed, unknown or
  * revoked key); 503 `service_unavailable` when Postgres cannot answer the key lookup.
+ *
+ * The admin web UI (bull-board at `/admin/queues`) uses {@link Authenticator.adminUiHook}: the same
+ * keys, sent as Bearer or as HTTP Basic credentials (a browser's login prompt: any user name, the
+ * key as password); a tenant key is 403 there, and a 401 challenges with `Basic` so browsers prompt.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -26,6 +30,7 @@ import type { Kysely } from 'kysely';
 import { ScenecacheError, type Logger } from '@scenecache/core';
 import { API_KEY_TOUCH_INTERVAL_MS, findActiveKeyByHash, hasActiveApiKeys, hashApiKey, touchApiKey, type DB } from '@scenecache/db';
 import { callDependency } from './dependency-call.js';
+import { toErrorReply } from './error-handler.js';
 
 /** Who is calling. */
 export type Principal =
@@ -127,7 +132,16 @@ export class Authenticator {
     if (header === undefined || header === '') throw unauthorized('missing Authorization: Bearer <API key>');
     const match = BEARER_RE.exec(header);
     if (!match) throw unauthorized('the Authorization header must be "Bearer <API key>"');
-    const secret = match[1]!;
+    return this.principalForKey(match[1]!, request);
+  }
+
+  /**
+   * The principal of an API key (the secret itself): `ADMIN_API_KEY`, or a row of `api_keys`.
+   *
+   * @throws ScenecacheError `unauthorized` (401) for an unknown or revoked key;
+   *   `service_unavailable` (503) when Postgres cannot answer.
+   */
+  private async principalForKey(secret: string, request: FastifyRequest): Promise<Principal> {
     if (this.adminDigest !== undefined && timingSafeEqual(digest(secret), this.adminDigest)) {
       return { kind: 'admin', keyId: null };
     }
@@ -151,6 +165,74 @@ export class Authenticator {
     }
     if (request.principal.kind !== 'open') request.log = request.log.child({ keyId: request.principal.keyId ?? 'ADMIN_API_KEY' });
   };
+
+  /**
+   * The principal of a request to an admin web UI (bull-board at `/admin/queues`), which a browser
+   * navigates to and so cannot send a Bearer header: the key comes as `Authorization: Bearer <key>`
+   * or as HTTP Basic credentials (RFC 7617: any user name, the key as password; see
+   * {@link adminUiCredential}). Browsers resend Basic credentials for every URL under the page.
+   *
+   * @throws ScenecacheError `unauthorized` (401) for missing, malformed, unknown or revoked
+   *   credentials while auth is enforced; `forbidden` (403) for a tenant key;
+   *   `service_unavailable` (503) when Postgres cannot answer.
+   */
+  async authenticateAdminUi(request: FastifyRequest): Promise<Principal> {
+    if (!(await this.enforced())) return OPEN_PRINCIPAL;
+    const header = request.headers.authorization;
+    if (header === undefined || header === '') throw unauthorized('log in with an admin API key: any user name, the key as password (or send Authorization: Bearer <admin key>)');
+    const secret = adminUiCredential(header);
+    if (secret === undefined) throw unauthorized('the Authorization header must be "Basic base64(<any user>:<admin key>)" or "Bearer <admin key>"');
+    const principal = await this.principalForKey(secret, request);
+    if (principal.kind === 'tenant') throw forbidden('the queue UI needs an admin key, not a tenant key');
+    return principal;
+  }
+
+  /**
+   * The `onRequest` hook of the admin web UI routes: sets `request.principal` (see
+   * {@link authenticateAdminUi}) or answers the request itself — 401 with {@link BASIC_CHALLENGE}
+   * (browsers then prompt for credentials), 403, or 503 with `Retry-After` — with the API's JSON error
+   * body. It replies rather than throws because the UI's routes live in a plugin with its own
+   * error handler.
+   */
+  readonly adminUiHook = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    try {
+      request.principal = await this.authenticateAdminUi(request);
+    } catch (err) {
+      const { status, body } = toErrorReply(err);
+      if (status === 401) void reply.header('www-authenticate', BASIC_CHALLENGE);
+      if (status === 503) void reply.header('retry-after', '5');
+      if (status >= 500) request.log.warn({ status, error: body.error }, 'admin UI request failed');
+      else request.log.info({ status, error: body.error }, 'admin UI request rejected');
+      await reply.code(status).send(body);
+      return;
+    }
+    if (request.principal.kind !== 'open') request.log = request.log.child({ keyId: request.principal.keyId ?? 'ADMIN_API_KEY' });
+  };
+}
+
+/** The `WWW-Authenticate` challenge of an admin UI 401: browsers answer it with a login prompt. */
+export const BASIC_CHALLENGE = 'Basic realm="scenecache admin", charset="UTF-8"';
+
+const BASIC_RE = /^Basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i;
+
+/**
+ * The API key in an admin UI `Authorization` header: `Bearer <key>`, or `Basic base64(user:password)`
+ * (UTF-8) whose password is the key — any user name — or, with an empty password, whose user name
+ * is the key (`curl -u <key>:`). `undefined` when the header is neither.
+ */
+export function adminUiCredential(header: string): string | undefined {
+  const bearer = BEARER_RE.exec(header);
+  if (bearer) return bearer[1];
+  const basic = BASIC_RE.exec(header);
+  if (!basic) return undefined;
+  const decoded = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  // RFC 7617: the user id cannot contain a colon; the password may.
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  const user = decoded.slice(0, colon);
+  const password = decoded.slice(colon + 1);
+  const secret = password !== '' ? password : user;
+  return secret === '' ? undefined : secret;
 }
 
 /** The request's principal; routes without the auth hook count as open. */

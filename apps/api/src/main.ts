@@ -27,6 +27,7 @@ async function main(settings: Settings): Promise<void> {
     queue,
     redis,
     logger,
+    store,
     checks: {
       // TODO(storage): a public ObjectStore.headBucket would check the bucket itself; HeadObject of
       // a probe key answers 404 for a missing key or bucket and fails only when S3 is unreachable

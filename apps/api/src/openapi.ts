@@ -82,7 +82,7 @@ const METRICS_RESPONSE = {
 };
 
 /**
- * `@fastify/swagger` route transform: zod schemas → JSON Schema, `bearerAuth` (and a 401 reply)
+ * `@fastify/swagger` route transform: zod schemas → JSON Schema, `bearerAuth` (and 401/429 replies)
  * on `/v1` routes, the `/metrics` text reply. Routes without any schema are hidden.
  */
 export const openApiTransform: SwaggerTransform = ({ schema, url }) => {
@@ -99,7 +99,8 @@ export const openApiTransform: SwaggerTransform = ({ schema, url }) => {
   if (url === '/metrics' && !responses) out.response = METRICS_RESPONSE;
   if (url.startsWith('/v1/')) {
     out.security = [{ [BEARER_AUTH]: [] }];
-    out.response = { 401: responseSchema('401', errorReplySchema), ...(out.response as Record<string, unknown> | undefined) };
+    // Every /v1 route may answer 401 (auth.ts) and 429 (rate-limit.ts).
+    out.response = { 401: responseSchema('401', errorReplySchema), 429: responseSchema('429', errorReplySchema), ...(out.response as Record<string, unknown> | undefined) };
   }
   return { schema: out, url };
 };
@@ -145,6 +146,8 @@ export function registerOpenApi(app: FastifyInstance): void {
       tags: [
         { name: 'downloads', description: 'Enqueue download jobs and read their results' },
         { name: 'cache', description: 'Cache statistics and cached scenes' },
+        { name: 'fleet', description: 'Worker fleet: queue depth and upstream slots in use' },
+        { name: 'admin', description: 'Cache administration: invalidate, clean up, list entries (admin keys only)' },
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'metrics', description: 'Prometheus metrics' },
       ],

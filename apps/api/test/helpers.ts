@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { createLogger, loadSettings, type Settings } from '@scenecache/core';
 import type { DB } from '@scenecache/db';
+import type { ObjectStore } from '@scenecache/storage';
 import { createTestDatabase, type TestDatabase } from '@scenecache/testing';
 import { buildApp, type ApiTimeouts } from '../src/app.js';
 import type { DownloadQueue } from '../src/download-enqueue.js';
@@ -90,20 +91,23 @@ export interface TestApiOptions {
   env?: Record<string, string>;
   /** How long the API caches "does any API key exist" (ms). @defaultValue 5000 */
   keyPresenceCacheMs?: number;
+  /** The global bucket's store, for the admin routes that delete objects (none by default). */
+  store?: ObjectStore;
 }
 
 /** Build the API on a fresh database and queue prefix; `close()` releases everything. */
 export async function startTestApi(options: TestApiOptions = {}): Promise<TestApi> {
-  const settings = loadSettings({ LOG_LEVEL: 'silent', ...options.env });
+  // A queue prefix of its own (unless given): no two tests share queue keys or rate-limit counters.
+  const prefix = options.env?.QUEUE_PREFIX ?? `test-${randomUUID()}`;
+  const settings = loadSettings({ LOG_LEVEL: 'silent', ...options.env, QUEUE_PREFIX: prefix });
   const logger = createLogger('api-test', settings.logLevel);
   const testDb: TestDatabase | undefined = options.db === undefined ? await createTestDatabase() : undefined;
   const db = options.db ?? testDb!.db;
   const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
   const redis = createProducerRedis(redisUrl, logger);
-  const prefix = `test-${randomUUID()}`;
   const queue = createDownloadQueue(redis, prefix, logger);
   if (redisUrl === TEST_REDIS_URL) await queue.waitUntilReady();
-  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts, keyPresenceCacheMs: options.keyPresenceCacheMs });
+  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts, keyPresenceCacheMs: options.keyPresenceCacheMs, store: options.store });
   const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 
   return {

@@ -95,7 +95,8 @@ describe('GET /docs/json', () => {
   it('lists every route the app serves, with its method, and nothing else', () => {
     const served = routesOf(api.app.printRoutes({ commonPrefix: false }));
     // Swagger UI's own routes (and bull-board's UI, declaring no schema) are hidden from the document.
-    const expected = [...served].filter((r) => !/^[A-Z]+ \/(docs|admin\/queues)(\/|$)/.test(r)).map((r) => r.replace(/:(\w+)/g, '{$1}'));
+    // Not API: Swagger UI, bull-board, and the dashboard page (`GET /`) with its assets.
+    const expected = [...served].filter((r) => !/^[A-Z]+ \/(docs|admin\/queues|dashboard)(\/|$)|^[A-Z]+ \/$/.test(r)).map((r) => r.replace(/:(\w+)/g, '{$1}'));
     const documented = Object.entries(paths).flatMap(([path, item]) =>
       Object.keys(item)
         .filter((key) => (HTTP_METHODS as readonly string[]).includes(key))
@@ -110,6 +111,10 @@ describe('GET /docs/json', () => {
         'GET /v1/downloads',
         'GET /v1/cache/stats',
         'GET /v1/cache/scenes',
+        'GET /v1/fleet',
+        'POST /v1/admin/cache/invalidate',
+        'POST /v1/admin/cache/cleanup',
+        'GET /v1/admin/cache/entries',
         'GET /healthz',
         'GET /readyz',
         'GET /metrics',

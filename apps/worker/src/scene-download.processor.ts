@@ -227,6 +227,7 @@ async function runPipeline(
   let check = await readCache(deps, sceneId, request.bands, log);
 
   let fetched: Fetched & { productId?: string } = { bands: new Map(), bytes: 0 };
+  let invalidatedMeanwhile = false;
   if (check.missing.length > 0) {
     // Step 3: become the scene's downloader, or get out of the way.
     const lease = await locks.tryAcquireScene(sceneId);
@@ -250,7 +251,7 @@ async function runPipeline(
           // so no later job adopts one of them as a left-over upload.
           const fresh = new Set([...fetched.bands.values()].map((b) => b.key));
           for (const key of check.untrustedKeys) if (!fresh.has(key)) await store.deleteObject(settings.globalBucket, key);
-          await registerBands(db, {
+          const registered = await registerBands(db, {
             sceneId,
             storageBucket: settings.globalBucket,
             storagePath: sceneStoragePath(product),
@@ -261,6 +262,12 @@ async function runPipeline(
             cdseProductId: fetched.productId ?? null,
             bands: Object.fromEntries(fetched.bands),
           });
+          // An invalidation that committed while we downloaded: its bands were just dropped from the
+          // row; delete their objects while we still hold the lock, so no job adopts them.
+          for (const band of Object.values(registered.discarded)) await store.deleteObject(settings.globalBucket, band.key);
+          // Bands we meant to serve from the row we read are among them: run again (no attempt
+          // spent), and the next run downloads them; what we just fetched is kept and counted.
+          invalidatedMeanwhile = request.bands.some((b) => !fetched.bands.has(b.id) && registered.discarded[b.id] !== undefined);
           await failpoint(settings.failpoints, 'bands-registered', log);
         }
       }
@@ -270,6 +277,10 @@ async function runPipeline(
       await waiters.wake({ kind: 'scene', sceneId });
       // One slot was freed: one slot waiter, not all of them (see SceneWaiters.wake).
       if (slotUse.used) await waiters.wake({ kind: 'upstream-slot' }, 1);
+    }
+    if (invalidatedMeanwhile) {
+      log.info('the scene was invalidated during the download: running again for the bands it dropped');
+      return handBack(deps, job, token, 0, log, { recordInDb: true });
     }
     if (slotUse.waiting) {
       return getOutOfTheWay(deps, job, token, { kind: 'upstream-slot' }, () => locks.isAnyUpstreamSlotFree(settings.upstreamConcurrency), log);

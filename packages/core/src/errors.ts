@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'conflict'
   | 'service_unavailable'
   | 'idempotency_key_required'
+  | 'rate_limited'
   | 'worker_lost'
   | 'failpoint'
   | 'internal';

@@ -51,6 +51,8 @@ const envSchema = z.object({
   JOB_ATTEMPTS: int(1, 100).default(5),
   JOB_BACKOFF_MS: int(0, 3_600_000).default(2_000),
   REQUIRE_IDEMPOTENCY_KEY: bool.default(false),
+  RATE_LIMIT_MAX: int(0, 1_000_000).default(600),
+  RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(60_000),
   PRODUCT_NOT_FOUND_TTL_SECONDS: int(0, 604_800).default(3_600),
   FAILPOINTS: z
     .string()
@@ -113,6 +115,15 @@ export interface Settings {
   readonly jobBackoffMs: number;
   /** Refuse `POST /v1/downloads` without an `Idempotency-Key` (400). @defaultValue false */
   readonly requireIdempotencyKey: boolean;
+  /**
+   * Requests each API key may make to `/v1` per {@link rateLimitWindowMs}, counted in Redis
+   * across every API replica (one request = one unit, whatever its size: a batch of 100 jobs
+   * counts once). Over it: 429 `rate_limited` with `Retry-After`. `ADMIN_API_KEY` is exempt; in
+   * open dev mode the budget is per client IP. 0 turns rate limiting off. @defaultValue 600
+   */
+  readonly rateLimitMax: number;
+  /** The rate limit's fixed window (ms), starting at a key's first request. @defaultValue 60000 */
+  readonly rateLimitWindowMs: number;
   /** Seconds a catalogue "not found" is remembered fleet-wide (0 = off). @defaultValue 3600 */
   readonly productNotFoundTtlSeconds: number;
   /**
@@ -183,6 +194,8 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     jobAttempts: e.JOB_ATTEMPTS,
     jobBackoffMs: e.JOB_BACKOFF_MS,
     requireIdempotencyKey: e.REQUIRE_IDEMPOTENCY_KEY,
+    rateLimitMax: e.RATE_LIMIT_MAX,
+    rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
     productNotFoundTtlSeconds: e.PRODUCT_NOT_FOUND_TTL_SECONDS,
     failpoints: Object.freeze(
       Object.fromEntries((e.FAILPOINTS ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, FailpointAction])),

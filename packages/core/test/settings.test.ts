@@ -28,6 +28,8 @@ describe('loadSettings', () => {
       jobAttempts: DOWNLOAD_JOB_OPTIONS.attempts,
       jobBackoffMs: DOWNLOAD_JOB_OPTIONS.backoff.delay,
       requireIdempotencyKey: false,
+      rateLimitMax: 600,
+      rateLimitWindowMs: 60_000,
       failpoints: {},
     });
     expect(Object.isFrozen(s)).toBe(true);
@@ -38,6 +40,15 @@ describe('loadSettings', () => {
     const s = loadSettings({ JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '250', JOB_LOCK_DURATION_MS: '4000', JOB_STALLED_INTERVAL_MS: '1000', REQUIRE_IDEMPOTENCY_KEY: 'true' });
     expect(s).toMatchObject({ jobAttempts: 3, jobBackoffMs: 250, jobLockDurationMs: 4000, jobStalledIntervalMs: 1000, requireIdempotencyKey: true });
     expect(downloadJobOptions(s)).toEqual({ ...DOWNLOAD_JOB_OPTIONS, attempts: 3, backoff: { type: 'exponential', delay: 250 } });
+  });
+
+  it('reads the rate limit: 0 turns it off, a window under 100 ms or a negative budget is refused', () => {
+    expect(loadSettings({ RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '1500' })).toMatchObject({ rateLimitMax: 3, rateLimitWindowMs: 1500 });
+    expect(loadSettings({ RATE_LIMIT_MAX: '0' }).rateLimitMax).toBe(0);
+    const message = settingsError({ RATE_LIMIT_MAX: '-1', RATE_LIMIT_WINDOW_MS: '50' });
+    expect(message).toContain('RATE_LIMIT_MAX:');
+    expect(message).toContain('RATE_LIMIT_WINDOW_MS:');
+    expect(settingsError({ RATE_LIMIT_MAX: 'lots' })).toContain('RATE_LIMIT_MAX:');
   });
 
   it('parses failpoints, and only known names and actions', () => {
@@ -52,7 +63,7 @@ describe('loadSettings', () => {
   });
 
   it('names every variable it reads', () => {
-    for (const name of ['DATABASE_URL', 'LOCK_DATABASE_URL', 'JOB_LOCK_DURATION_MS', 'JOB_STALLED_INTERVAL_MS', 'JOB_ATTEMPTS', 'JOB_BACKOFF_MS', 'REQUIRE_IDEMPOTENCY_KEY', 'FAILPOINTS']) {
+    for (const name of ['DATABASE_URL', 'LOCK_DATABASE_URL', 'JOB_LOCK_DURATION_MS', 'JOB_STALLED_INTERVAL_MS', 'JOB_ATTEMPTS', 'JOB_BACKOFF_MS', 'REQUIRE_IDEMPOTENCY_KEY', 'RATE_LIMIT_MAX', 'RATE_LIMIT_WINDOW_MS', 'FAILPOINTS']) {
       expect(SETTING_NAMES).toContain(name);
     }
   });

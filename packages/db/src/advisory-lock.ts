@@ -16,6 +16,7 @@
  * Sources: postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS and
  * …/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS; key hashing as in pg-boss `src/plans.ts`.
  */
+import { CompiledQuery, type Kysely } from 'kysely';
 import pg from 'pg';
 import { ScenecacheError, type Logger } from '@scenecache/core';
 
@@ -50,6 +51,40 @@ export function sceneLockName(sceneId: string): string {
 /** The namespaced string of upstream slot `i` (0-based). */
 export function upstreamSlotLockName(slot: number): string {
   return `upstream-slot:${slot}`;
+}
+
+/**
+ * Counts the granted advisory locks of this database whose 64-bit key is one of the names in `$1`
+ * (text[]). An advisory lock's bigint key shows in `pg_locks` split into `classid` (high 32 bits)
+ * and `objid` (low 32 bits); advisory locks of other databases on the server are other fleets'.
+ */
+const COUNT_HELD_ADVISORY_LOCKS_SQL = `SELECT count(*)::int AS n FROM pg_locks l
+   JOIN unnest($1::text[]) AS s(name)
+     ON l.locktype = 'advisory' AND l.granted
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(s.name, 0)`;
+
+/** What {@link countUpstreamSlotsInUse} can query: a Kysely instance (or transaction), a pg pool or client. */
+export type LockCountQueryable = Pick<Kysely<unknown>, 'executeQuery'> | Pick<pg.Pool | pg.ClientBase, 'query'>;
+
+/**
+ * Upstream slots (of `slots`, i.e. `upstream-slot:0` … `upstream-slot:<slots-1>`) held right now,
+ * fleet-wide: the granted advisory locks of those names in the queried database, whichever session
+ * holds them. Reading `pg_locks` takes no lock, so any connection to the same database will do
+ * (also one through PgBouncer): the API counts on its Kysely pool, the workers on their lock pool.
+ *
+ * @param slots - `UPSTREAM_CONCURRENCY`.
+ * @returns 0…`slots`.
+ * @throws pg errors when Postgres is unreachable.
+ */
+export async function countUpstreamSlotsInUse(db: LockCountQueryable, slots: number): Promise<number> {
+  const names = Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i));
+  if ('executeQuery' in db) {
+    const res = await db.executeQuery<{ n: number }>(CompiledQuery.raw(COUNT_HELD_ADVISORY_LOCKS_SQL, [names]));
+    return res.rows[0]?.n ?? 0;
+  }
+  const res = await db.query<{ n: number }>(COUNT_HELD_ADVISORY_LOCKS_SQL, [names]);
+  return res.rows[0]?.n ?? 0;
 }
 
 /** Options of {@link AdvisoryLocks}. */
@@ -148,16 +183,7 @@ export class AdvisoryLocks {
    * of other databases on the same server are other fleets').
    */
   async upstreamSlotsInUse(slots: number): Promise<number> {
-    const names = Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i));
-    const res = await this.pool.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_locks l
-         JOIN unnest($1::text[]) AS s(name)
-           ON l.locktype = 'advisory' AND l.granted
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(s.name, 0)`,
-      [names],
-    );
-    return res.rows[0]?.n ?? 0;
+    return countUpstreamSlotsInUse(this.pool, slots);
   }
 
   private async probe(names: string[]): Promise<boolean> {

@@ -19,3 +19,4 @@ export * from './advisory-lock.js';
 export * from './download-job.repository.js';
 export * from './cache-stats.repository.js';
 export * from './api-key.repository.js';
+export * from './cache-admin.repository.js';
