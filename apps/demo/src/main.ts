@@ -8,12 +8,15 @@
  * to upstream) and exits non-zero when one is broken.
  *
  * Flags: `--json FILE` writes `{summary, jobs}`; `--workers N` (2); `--size-scale X` (1 = real
- * sizes; e.g. 0.01 for a quick run); `--timeout-s N` (900).
+ * sizes; e.g. 0.01 for a quick run); `--timeout-s N` (900); `--screenshot FILE` saves a PNG of
+ * the dashboard page (`/`) once every job has finished, in headless Chromium (Debian's `chromium`),
+ * before the API stops (how `docs/dashboard.png` is made).
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
+import { execFile } from 'node:child_process';
 import { createS3Client, ObjectStore } from '@scenecache/storage';
 import { findBandFile, loadSettings, parseProductName, resolveBand, type SafeFile } from '@scenecache/core';
 import { createDb, findScene } from '@scenecache/db';
@@ -27,6 +30,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '2' },
     'size-scale': { type: 'string', default: '1' },
     'timeout-s': { type: 'string', default: '900' },
+    screenshot: { type: 'string' },
   },
 });
 
@@ -156,6 +160,19 @@ async function main(): Promise<number> {
     if (args.json) {
       writeFileSync(args.json, JSON.stringify({ summary, invariants_broken: broken, jobs }, null, 2));
       log(`wrote ${args.json}`);
+    }
+    if (args.screenshot) {
+      // The API's screenshot tool, in its own process (playwright-core is a dev dependency of the repo).
+      const out = resolve(args.screenshot);
+      const cli = resolve(REPO_ROOT, 'apps/api/dist/dashboard/dashboard-screenshot.cli.js');
+      try {
+        await promisify(execFile)(process.execPath, [cli, '--url', envr.apiUrl, '--out', out], { timeout: 60_000 });
+        log(`wrote the dashboard screenshot ${out}`);
+      } catch (err) {
+        const stderr = (err as { stderr?: string }).stderr?.trim();
+        broken.push(`dashboard screenshot failed: ${stderr || (err instanceof Error ? err.message : String(err))}`);
+        console.error(`dashboard screenshot failed: ${stderr ?? String(err)}`);
+      }
     }
     return broken.length === 0 ? 0 : 1;
   } finally {

@@ -16,9 +16,10 @@
  * Sources: postgresql.org/docs/current/explicit-locking.html#ADVISORY-LOCKS and
  * …/functions-admin.html#FUNCTIONS-ADVISORY-LOCKS; key hashing as in pg-boss `src/plans.ts`.
  */
-import { CompiledQuery, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { ScenecacheError, type Logger } from '@scenecache/core';
+import type { Queryable } from './database.js';
 
 /**
  * Whether an error means the connection itself is gone (SQLSTATE class 08 connection exception,
@@ -309,4 +310,18 @@ export class SceneLease {
     this.logger?.error({ err, sceneId: this.sceneId }, 'scene lock connection lost: the lock is gone');
     this.controller.abort(new ScenecacheError('lock_lost', `lost the advisory lock of ${this.sceneId}: ${err.message}`, { retryable: true, cause: err }));
   }
+}
+
+/**
+ * Try the scene's advisory lock (the one downloaders hold, `scene:<id>`) at
+ * transaction level: held until `trx` commits or rolls back, so it works through a
+ * transaction-pooling PgBouncer too. Advisory locks of both levels share one key space: while it
+ * is held no job downloads the scene, and it is not taken while a job does.
+ *
+ * @returns whether the lock was taken (false: a job holds it right now).
+ */
+export async function tryLockSceneForTransaction(trx: Queryable, sceneId: string): Promise<boolean> {
+  if (!trx.isTransaction) throw new Error('tryLockSceneForTransaction needs a transaction');
+  const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(hashtextextended(${sceneLockName(sceneId)}, 0)) AS ok`.execute(trx);
+  return rows[0]?.ok === true;
 }

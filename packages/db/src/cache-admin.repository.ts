@@ -19,7 +19,6 @@
  */
 import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import { ValidationError } from '@scenecache/core';
-import { sceneLockName } from './advisory-lock.js';
 import type { Queryable } from './database.js';
 import type { CachedBand, SceneCacheRow } from './schema.js';
 import { markBandsInvalid } from './scene-cache.repository.js';
@@ -254,20 +253,6 @@ export async function deleteInvalidEntry(db: Queryable, sceneId: string, olderTh
     .returning(INVALID_ENTRY_COLUMNS)
     .executeTakeFirst();
   return row && toInvalidEntry(row);
-}
-
-/**
- * Try the scene's advisory lock (the one downloaders hold, `scene:<id>`, see advisory-lock.ts) at
- * transaction level: held until `trx` commits or rolls back, so it works through a
- * transaction-pooling PgBouncer too. Advisory locks of both levels share one key space: while it
- * is held no job downloads the scene, and it is not taken while a job does.
- *
- * @returns whether the lock was taken (false: a job holds it right now).
- */
-export async function tryLockSceneForTransaction(trx: Queryable, sceneId: string): Promise<boolean> {
-  if (!trx.isTransaction) throw new Error('tryLockSceneForTransaction needs a transaction');
-  const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(hashtextextended(${sceneLockName(sceneId)}, 0)) AS ok`.execute(trx);
-  return rows[0]?.ok === true;
 }
 
 /** Most rows one {@link listCacheEntries} page returns. */

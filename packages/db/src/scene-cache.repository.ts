@@ -143,35 +143,3 @@ export async function recordCacheHit(db: Queryable, sceneId: string): Promise<nu
     .executeTakeFirst();
   return row?.download_count;
 }
-
-/**
- * Invalidate a scene (admin): its bands will be downloaded again on the next request, and the
- * re-registration replaces them. Same effect as the seed's
- * `UPDATE global_scene_cache SET is_valid = false WHERE scene_id = '<id>'`, plus `updated_at`.
- *
- * @returns whether a valid row was invalidated.
- */
-export async function invalidateScene(db: Queryable, sceneId: string): Promise<boolean> {
-  const result = await db
-    .updateTable('global_scene_cache')
-    .set({ is_valid: false, updated_at: sql`now()` })
-    .where('scene_id', '=', sceneId)
-    .where('is_valid', '=', true)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
-}
-
-/**
- * Delete invalid rows last changed more than `olderThanDays` days ago (the seed's cleanup).
- *
- * @returns the deleted scene ids.
- */
-export async function deleteInvalidScenes(db: Queryable, olderThanDays: number): Promise<string[]> {
-  const rows = await db
-    .deleteFrom('global_scene_cache')
-    .where('is_valid', '=', false)
-    .where('updated_at', '<', sql<Date>`now() - make_interval(days => ${olderThanDays})`)
-    .returning('scene_id')
-    .execute();
-  return rows.map((r) => r.scene_id);
-}

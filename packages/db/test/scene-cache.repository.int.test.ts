@@ -1,8 +1,7 @@
 import { sql } from 'kysely';
 import {
-  deleteInvalidScenes,
   findScene,
-  invalidateScene,
+  invalidateSceneEntries,
   markBandsInvalid,
   recordCacheHit,
   registerBands,
@@ -21,6 +20,11 @@ afterAll(async () => {
 beforeEach(async () => {
   await t.db.deleteFrom('global_scene_cache').execute();
 });
+
+/** What `POST /v1/admin/cache/invalidate {scene_id}` does. */
+async function invalidate(db: Parameters<typeof invalidateSceneEntries>[0], sceneId: string): Promise<void> {
+  await invalidateSceneEntries(db, { sceneId }, { dryRun: false, listCap: 1 });
+}
 
 describe('registerBands', () => {
   it('inserts a row with its bands and their total size', async () => {
@@ -75,7 +79,7 @@ describe('registerBands', () => {
   it('discards nothing from a valid row, and never a band whose key is registered again', async () => {
     expect((await registerBands(t.db, registration({ B04: 100 }))).discarded).toEqual({});
     expect((await registerBands(t.db, registration({ B08: 200 }))).discarded).toEqual({});
-    await invalidateScene(t.db, SCENE);
+    await invalidate(t.db, SCENE);
     // B04 is downloaded again to the same key: its object is the fresh one, not to be deleted.
     expect((await registerBands(t.db, registration({ B04: 110 }))).discarded).toEqual({ B08: band('B08', 200) });
   });
@@ -84,7 +88,7 @@ describe('registerBands', () => {
     await registerBands(t.db, registration({ B04: 100 }));
     // An invalidation holding the row (not yet committed) when the registration starts.
     const invalidation = await t.db.startTransaction().execute();
-    await invalidateScene(invalidation, SCENE);
+    await invalidate(invalidation, SCENE);
     const registering = registerBands(t.db, registration({ B08: 200 }));
     await new Promise((resolve) => setTimeout(resolve, 100));
     await invalidation.commit().execute();
@@ -161,24 +165,6 @@ describe('recordCacheHit', () => {
 
   it('returns undefined for an unknown scene', async () => {
     expect(await recordCacheHit(t.db, 'nope')).toBeUndefined();
-  });
-});
-
-describe('invalidateScene and deleteInvalidScenes', () => {
-  it('invalidates once, then deletes only invalid rows older than the cutoff', async () => {
-    await registerBands(t.db, registration({ B04: 1 }, 'scene-old-invalid'));
-    await registerBands(t.db, registration({ B04: 1 }, 'scene-new-invalid'));
-    await registerBands(t.db, registration({ B04: 1 }, 'scene-old-valid'));
-
-    expect(await invalidateScene(t.db, 'scene-old-invalid')).toBe(true);
-    expect(await invalidateScene(t.db, 'scene-old-invalid')).toBe(false);
-    expect(await invalidateScene(t.db, 'scene-new-invalid')).toBe(true);
-    expect(await invalidateScene(t.db, 'unknown')).toBe(false);
-    await sql`UPDATE global_scene_cache SET updated_at = now() - interval '31 days' WHERE scene_id IN ('scene-old-invalid', 'scene-old-valid')`.execute(t.db);
-
-    expect(await deleteInvalidScenes(t.db, 30)).toEqual(['scene-old-invalid']);
-    const left = await t.db.selectFrom('global_scene_cache').select('scene_id').orderBy('scene_id').execute();
-    expect(left.map((r) => r.scene_id)).toEqual(['scene-new-invalid', 'scene-old-valid']);
   });
 });
 
