@@ -10,7 +10,7 @@ const moduleNameMapper = {
   '^@scenecache/(.*)$': '<rootDir>/packages/$1/src/index.ts',
   '^(\\.{1,2}/.*)\\.js$': '$1',
 };
-const common = { ...preset, moduleNameMapper, testEnvironment: 'node', roots: ['<rootDir>/packages', '<rootDir>/apps', '<rootDir>/migrations'] };
+const common = { ...preset, moduleNameMapper, testEnvironment: 'node', roots: ['<rootDir>/packages', '<rootDir>/apps', '<rootDir>/migrations', '<rootDir>/test'] };
 
 /** @type {import('jest').Config} */
 export default {

@@ -19,4 +19,5 @@ export { parseFault, seededRandom, type ActiveFault, type ChaosOptions, type Fau
 export { productIdOf } from './product-catalogue.js';
 export { syntheticKey, syntheticSource, sha3OfSource, type ByteSource } from './synthetic-bytes.js';
 export { TOKEN_PATH } from './token-routes.js';
+export { CDSE_SIM_ENV_NAMES } from './env.js';
 export type { SimUser } from './token-service.js';

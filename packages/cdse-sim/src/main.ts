@@ -5,7 +5,7 @@
  * `CDSE_SIM_SIZE_SCALE` (1 = real sizes), `CDSE_SIM_MAX_CONCURRENT_DOWNLOADS` (4),
  * `CDSE_SIM_BYTES_PER_SECOND` (unlimited), `CDSE_SIM_FIXTURES_DIR` (fixtures/cdse),
  * `CDSE_SIM_USERNAME` / `CDSE_SIM_PASSWORD` (demo@scenecache.dev / demo), `LOG_LEVEL` (info).
- * SIGINT/SIGTERM close it; a second signal exits at once.
+ * SIGINT/SIGTERM close it; a second signal exits at once. The list of names is `CDSE_SIM_ENV_NAMES` (env.ts).
  */
 import { startCdseSim, type CdseSimOptions } from './index.js';
 
