@@ -5,7 +5,6 @@
  * workers either in this process or as spawned `apps/worker/dist/main.js` processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { startCdseSim, type CdseSim, type CdseSimOptions } from '@scenecache/cdse-sim';
 import { createLogger, loadSettings, type Settings } from '@scenecache/core';
 import { findJobById, type DownloadJobRow } from '@scenecache/db';
-import { createTestDatabase, startTestS3, type TestS3 } from '@scenecache/testing';
+import { captureJsonLogs, createTestDatabase, startTestS3, type SpawnedWorker, type TestS3 } from '@scenecache/testing';
 import { buildApp } from '../../api/src/app.js';
 import { createDownloadQueue, createProducerRedis } from '../../api/src/download-queue.js';
 import { startWorkerRuntime, type WorkerRuntime } from '../src/worker-runtime.js';
@@ -22,22 +21,7 @@ import { startWorkerRuntime, type WorkerRuntime } from '../src/worker-runtime.js
 const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** One pino JSON line of a spawned worker. */
-export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
-
-/** A worker process started by {@link PipelineHarness.spawnWorker}, its log captured. */
-export interface SpawnedWorker {
-  child: ChildProcess;
-  pid: number;
-  /** Every JSON log line so far (LOG_LEVEL info unless overridden). */
-  logs: LogLine[];
-  /** Resolves with the first line (past or future) that `match` accepts. @throws after `timeoutMs` or when the process exits first. */
-  waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
-  /** Resolves when the process has exited (immediately if it has). */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Send `signal` (default SIGKILL) and wait for the exit. */
-  kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+export type { LogLine, SpawnedWorker } from '@scenecache/testing';
 
 export interface PipelineHarness {
   settings: Settings;
@@ -122,7 +106,7 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       children.push(child);
-      return captureWorker(child);
+      return captureJsonLogs(child);
     },
     async waitForJobs(ids, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
@@ -153,60 +137,6 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
       await sim.close();
       await s3.close();
       await tdb.drop();
-    },
-  };
-}
-
-function captureWorker(child: ChildProcess): SpawnedWorker {
-  const logs: LogLine[] = [];
-  const listeners = new Set<(line: LogLine) => void>();
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    let line: LogLine;
-    try {
-      line = JSON.parse(text) as LogLine;
-    } catch {
-      line = { msg: text };
-    }
-    logs.push(line);
-    for (const l of listeners) l(line);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolveExit({ code: child.exitCode, signal: child.signalCode });
-    else child.once('exit', (code, signal) => resolveExit({ code, signal }));
-  });
-  return {
-    child,
-    pid: child.pid!,
-    logs,
-    exited,
-    waitForLog(match, timeoutMs = 30_000) {
-      const seen = logs.find(match);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolveLine, reject) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          listeners.delete(onLine);
-        };
-        const onLine = (line: LogLine): void => {
-          if (!match(line)) return;
-          done();
-          resolveLine(line);
-        };
-        const timer = setTimeout(() => {
-          done();
-          reject(new Error(`worker ${child.pid}: no matching log line within ${timeoutMs} ms`));
-        }, timeoutMs);
-        listeners.add(onLine);
-        void exited.then((e) => {
-          if (!listeners.has(onLine)) return;
-          done();
-          reject(new Error(`worker ${child.pid} exited (${e.code ?? e.signal}) before a matching log line`));
-        });
-      });
-    },
-    async kill(signal = 'SIGKILL') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
     },
   };
 }

@@ -6,3 +6,4 @@ export * from './polling.js';
 export * from './advisory-locks.js';
 export * from './network.js';
 export * from './prometheus.js';
+export * from './spawned-process.js';
