@@ -3,7 +3,7 @@
  * exposition format, jobs enqueued (single and batch; an idempotent repeat counts nothing), the
  * queue depth by state read from Redis at scrape time, and HTTP requests by route and status.
  */
-import { L1C, L2A, startTestApi, type TestApi } from './helpers.js';
+import { CLOSED_REDIS_URL, L1C, L2A, startTestApi, type TestApi } from './helpers.js';
 import { metricValue, parseMetricSamples, type MetricSample } from '@scenecache/testing';
 
 describe('API /metrics', () => {
@@ -72,5 +72,18 @@ describe('API /metrics', () => {
     expect(metricValue(samples, 'scenecache_http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' })).toBe(1);
     expect(metricValue(samples, 'scenecache_http_requests_total', { method: 'POST', route: '/v1/downloads', status_code: '400' })).toBe(1);
     expect(metricValue(samples, 'scenecache_jobs_enqueued_total')).toBe(4);
+  });
+
+  it('answers without the queue depth, instead of hanging, while Redis has never been reachable', async () => {
+    const offline = await startTestApi({ redisUrl: CLOSED_REDIS_URL });
+    try {
+      const res = await fetch(`${offline.baseUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      const samples = parseMetricSamples(await res.text());
+      expect(samples.filter((s) => s.name === 'scenecache_queue_jobs')).toEqual([]);
+      expect(metricValue(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    } finally {
+      await offline.close();
+    }
   });
 });

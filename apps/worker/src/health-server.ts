@@ -1,15 +1,73 @@
 /**
- * The worker's small HTTP server on WORKER_METRICS_PORT: `GET /healthz` (liveness: 200 while the
- * worker runs, 503 once it is shutting down or its Redis connection is gone) and `GET /metrics`
- * (Prometheus text format, when a metrics source is given).
+ * The worker's small HTTP server on WORKER_METRICS_PORT, for Kubernetes probes and Prometheus:
+ *
+ * - `GET /healthz` — liveness: "restarting this process would help". 200 while the process runs
+ *   its job loop, and all through a graceful shutdown's drain (failing it then could get the pod
+ *   killed before its jobs finish or are handed back). 503 only when the BullMQ job loop has
+ *   stopped although no shutdown was asked for: the process would sit idle for ever. A dependency
+ *   outage never fails it (restarting every worker does not bring Redis back), and an event loop
+ *   wedged for good fails it by not answering within the probe's timeout.
+ * - `GET /readyz` — readiness: "this worker is taking jobs". 503 once shutting down, while the
+ *   Redis connection is not ready, or when the job loop has stopped. Kubernetes counts only ready
+ *   pods for PodDisruptionBudgets and rollouts.
+ * - `GET /metrics` — Prometheus text format (when a metrics source is given).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-/** Health as the server reports it. */
-export interface WorkerHealth {
-  /** `true` while the worker accepts jobs. */
-  healthy(): boolean;
+/** The paths this server answers (what the k8s probes and Prometheus scrape point at). */
+export const WORKER_HTTP_PATHS = Object.freeze({ liveness: '/healthz', readiness: '/readyz', metrics: '/metrics' } as const);
+
+/** The state of a check, as reported in the `/readyz` body. */
+export type CheckState = 'ok' | 'fail';
+
+/** Reply body of `/healthz` and `/readyz`. */
+export interface ProbeReply {
+  /** `ok` (HTTP 200); `failing` or `shutting_down` (HTTP 503). */
+  status: 'ok' | 'failing' | 'shutting_down';
+  /** One entry per check, e.g. `{redis: 'ok', job_loop: 'ok'}`. */
+  checks: Record<string, CheckState>;
+}
+
+/** What the probes read; evaluated on every request, so it must be cheap and never block. */
+export interface WorkerProbes {
+  /** Liveness (`/healthz`): `ok` means keep the process; `failing` means restart it. */
+  liveness(): ProbeReply;
+  /** Readiness (`/readyz`): `ok` means the worker takes jobs. */
+  readiness(): ProbeReply;
+}
+
+/** What {@link workerProbes} looks at: the live objects of a worker process. */
+export interface WorkerProbeSources {
+  /** `true` once a graceful shutdown has begun (set before the drain starts). */
+  shuttingDown(): boolean;
+  /** The BullMQ worker: `isRunning()` is `false` once its job loop has ended. */
+  worker: { isRunning(): boolean };
+  /** The worker's Redis connection (ioredis): ready = connected and usable. */
+  redis: { readonly status: string };
+}
+
+/**
+ * The probes of a worker process (see the module comment for what each one means).
+ * Liveness: `failing` only when the job loop is not running while no shutdown is under way.
+ * Readiness: `shutting_down` once the shutdown began; else `failing` unless Redis is ready and
+ * the job loop runs. Postgres is not checked: pooled connections are opened on demand, so a probe
+ * could only block or guess, and a Postgres outage retries jobs rather than losing them.
+ */
+export function workerProbes(sources: WorkerProbeSources): WorkerProbes {
+  const jobLoop = (): CheckState => (sources.worker.isRunning() ? 'ok' : 'fail');
+  return {
+    liveness() {
+      if (sources.shuttingDown()) return { status: 'ok', checks: { job_loop: 'ok' } };
+      const loop = jobLoop();
+      return { status: loop === 'ok' ? 'ok' : 'failing', checks: { job_loop: loop } };
+    },
+    readiness() {
+      const checks: Record<string, CheckState> = { redis: sources.redis.status === 'ready' ? 'ok' : 'fail', job_loop: jobLoop() };
+      if (sources.shuttingDown()) return { status: 'shutting_down', checks };
+      return { status: Object.values(checks).every((c) => c === 'ok') ? 'ok' : 'failing', checks };
+    },
+  };
 }
 
 /** What `GET /metrics` serves, e.g. the runtime's `WorkerMetrics`. */
@@ -22,12 +80,14 @@ export interface MetricsSource {
 
 /**
  * Listen on `port` (0 = any free port); resolves with the server and the bound port.
+ * `/healthz` and `/readyz` answer 200 with the probe's reply when its status is `ok`, else 503.
  * @param metrics - served at `GET /metrics`; without it `/metrics` is 404.
  * @throws when the port cannot be bound (e.g. EADDRINUSE).
  */
-export async function startHealthServer(port: number, health: WorkerHealth, host = '0.0.0.0', metrics?: MetricsSource): Promise<{ server: Server; port: number }> {
+export async function startHealthServer(port: number, probes: WorkerProbes, host = '0.0.0.0', metrics?: MetricsSource): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/metrics' && metrics) {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === WORKER_HTTP_PATHS.metrics && metrics) {
       metrics.scrape().then(
         (text) => {
           res.writeHead(200, { 'content-type': metrics.contentType });
@@ -40,10 +100,11 @@ export async function startHealthServer(port: number, health: WorkerHealth, host
       );
       return;
     }
-    if (req.method === 'GET' && req.url === '/healthz') {
-      const ok = health.healthy();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable' }));
+    const probe = path === WORKER_HTTP_PATHS.liveness ? 'liveness' : path === WORKER_HTTP_PATHS.readiness ? 'readiness' : undefined;
+    if (req.method === 'GET' && probe !== undefined) {
+      const reply = probe === 'liveness' ? probes.liveness() : probes.readiness();
+      res.writeHead(reply.status === 'ok' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(reply));
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' });

@@ -3,7 +3,7 @@
  * many; they coordinate only through Postgres (advisory locks, the cache tables) and Redis.
  */
 import { createLogger, loadSettings, ScenecacheError, type Settings } from '@scenecache/core';
-import { startHealthServer } from './health-server.js';
+import { startHealthServer, workerProbes } from './health-server.js';
 import { installShutdown } from './shutdown.js';
 import { startWorkerRuntime } from './worker-runtime.js';
 
@@ -18,9 +18,9 @@ async function main(): Promise<void> {
   const logger = createLogger('worker', settings.logLevel);
   const runtime = await startWorkerRuntime(settings, logger);
   let closing = false;
-  const health = await startHealthServer(settings.workerMetricsPort, {
-    healthy: () => !closing && runtime.worker.isRunning() && runtime.connection.status === 'ready',
-  }, '0.0.0.0', runtime.metrics);
+  // Liveness stays 200 through the drain; readiness turns 503 as soon as the shutdown begins.
+  const probes = workerProbes({ shuttingDown: () => closing, worker: runtime.worker, redis: runtime.connection });
+  const health = await startHealthServer(settings.workerMetricsPort, probes, '0.0.0.0', runtime.metrics);
   logger.info({ healthPort: health.port }, 'health endpoint listening');
 
   installShutdown(
@@ -30,7 +30,8 @@ async function main(): Promise<void> {
       },
       drain: () => runtime.worker.close(),
       cancel: () => runtime.worker.cancelAllJobs('shutdown'),
-      steps: [{ name: 'health server', close: () => new Promise((resolve) => health.server.close(resolve)) }, ...runtime.closeSteps],
+      // The health server closes last: `/healthz` answers 200 until the process is about to exit.
+      steps: [...runtime.closeSteps, { name: 'health server', close: () => new Promise((resolve) => health.server.close(resolve)) }],
     },
     settings.shutdownTimeoutMs,
     logger,

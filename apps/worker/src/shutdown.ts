@@ -15,7 +15,7 @@ export interface ShutdownStep {
 
 /** Hooks of {@link installShutdown}. */
 export interface ShutdownPlan {
-  /** Called first: stop reporting healthy/ready. */
+  /** Called first: stop reporting ready (readiness fails; liveness stays up through the drain). */
   onStart(): void;
   /** Let active jobs finish (e.g. `worker.close()`); must resolve once they have. */
   drain(): Promise<unknown>;

@@ -41,7 +41,7 @@ export class WorkerMetrics {
 
   /**
    * Create the metrics; `sources` (optional, so unit uses need no Redis or Postgres) feed the
-   * gauges read at scrape time. A failing source is logged and its gauge left empty for that
+   * gauges read at scrape time. A failing source is logged and its gauge reads NaN for that
    * scrape; the scrape itself never fails.
    */
   constructor(sources?: WorkerMetricsSources) {
@@ -88,6 +88,8 @@ export class WorkerMetrics {
           this.set(await sources.upstreamSlotsInUse());
         } catch (err) {
           logger.warn({ err }, 'metrics: could not read the upstream slots in use');
+          // NaN, not the 0 prom-client would report after its reset: "unknown", not "idle".
+          this.set(Number.NaN);
         }
       },
     });

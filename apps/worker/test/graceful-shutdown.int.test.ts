@@ -4,14 +4,16 @@
  * are slowed per file, so a SIGTERM lands in the middle of a download.
  *
  * It proves that
- * - on SIGTERM the worker's `/healthz` (WORKER_METRICS_PORT) turns 503 at once, while the download
- *   is still running (readiness fails first);
+ * - on SIGTERM the worker's readiness (`/readyz` on WORKER_METRICS_PORT) turns 503 at once, while
+ *   the download is still running, and its liveness (`/healthz`) answers 200 all through the
+ *   drain until the process is gone (Kubernetes takes the pod out of rotation without killing
+ *   it early);
  * - a download that fits in SHUTDOWN_TIMEOUT_MS finishes: the job is completed by that worker and
  *   the process exits 0 within the deadline;
- * - a download that does not fit is cancelled before the deadline and the job is handed back to
- *   the queue (not failed, no attempt spent); the process exits 0 within the deadline; a second
- *   worker completes the job, adopting the band the first one had stored and downloading the
- *   interrupted band once to completion;
+ * - a download that does not fit is cancelled at 80 % of the deadline (not before) and the job is
+ *   handed back to the queue (not failed, no attempt spent); the process exits 0 within the
+ *   deadline; a second worker completes the job, adopting the band the first one had stored and
+ *   downloading the interrupted band once to completion;
  * - a second signal forces the exit at once, long before the deadline; the job, its lock left to
  *   expire, is still completed by another worker, and no advisory lock survives the process.
  */
@@ -21,6 +23,7 @@ import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand } from '@scenecache/core';
 import { findJobById } from '@scenecache/db';
 import { freePort, until } from '@scenecache/testing';
+import { WORKER_HTTP_PATHS } from '../src/health-server.js';
 import { startPipelineHarness, type LogLine, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 
 // A different real product per test (fixtures/cdse/sentinel2_products.tsv).
@@ -28,15 +31,41 @@ const P_FINISH = 'S2A_MSIL1C_20170413T104021_N0204_R008_T31SCA_20170413T104021';
 const P_HAND_BACK = 'S2A_MSIL2A_20170827T105651_N0205_R094_T31WFN_20170827T105652';
 const P_FORCED = 'S2A_MSIL1C_20171012T112111_N0205_R037_T29SQC_20171012T112713';
 
-/** `GET /healthz` of a worker: the HTTP status, or `refused` when nothing listens. */
-async function healthz(port: number): Promise<number | 'refused'> {
+/**
+ * `GET path` on a worker's health port: the HTTP status, `refused` when nothing listens, or the
+ * error's code for anything else (a timeout, a reset), which no assertion here accepts.
+ */
+async function probe(port: number, path: string): Promise<number | string> {
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(2_000) });
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { headers: { connection: 'close' }, signal: AbortSignal.timeout(5_000) });
     await res.arrayBuffer();
     return res.status;
-  } catch {
-    return 'refused';
+  } catch (err) {
+    const code = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+    return code === 'ECONNREFUSED' ? 'refused' : code;
   }
+}
+const readyz = (port: number) => probe(port, WORKER_HTTP_PATHS.readiness);
+const healthz = (port: number) => probe(port, WORKER_HTTP_PATHS.liveness);
+
+/** Poll `/healthz` every 50 ms until nothing listens any more; resolves with every answer, in order. */
+async function livenessUntilGone(port: number): Promise<(number | string)[]> {
+  const seen: (number | string)[] = [];
+  for (;;) {
+    const status = await healthz(port);
+    seen.push(status);
+    if (status !== 200) return seen;
+    await sleep(50);
+  }
+}
+
+/** SIGTERM `worker`, then poll `/readyz` until it fails; resolves with the time of the signal and the readiness status. */
+async function terminate(worker: SpawnedWorker, port: number): Promise<{ signalledAt: number; readiness: number | string }> {
+  const signalledAt = Date.now();
+  worker.child.kill('SIGTERM');
+  let readiness = await readyz(port);
+  while (readiness === 200 && Date.now() - signalledAt < 5_000) readiness = await readyz(port);
+  return { signalledAt, readiness };
 }
 
 /** Index of the first log line with message `msg` (-1 when none). */
@@ -67,11 +96,12 @@ describe('graceful shutdown of a worker process', () => {
     return res.body.job_id!;
   }
 
-  /** Spawn a worker with its health endpoint on a port of ours; resolves once it is healthy. */
+  /** Spawn a worker with its health endpoint on a port of ours; resolves once it is live and ready. */
   async function spawnHealthyWorker(env: Record<string, string>): Promise<{ worker: SpawnedWorker; port: number }> {
     const port = await freePort();
     const worker = h.spawnWorker({ WORKER_METRICS_PORT: String(port), ...env });
     await worker.waitForLog((l) => l.msg === 'health endpoint listening', 30_000);
+    await until('the worker to be ready', async () => (await readyz(port)) === 200, 10_000);
     expect(await healthz(port)).toBe(200);
     return { worker, port };
   }
@@ -79,7 +109,7 @@ describe('graceful shutdown of a worker process', () => {
   const workerIdOf = (w: SpawnedWorker): string => `${hostname()}:${w.pid}`;
   const userAgentOf = (w: SpawnedWorker): string => `scenecache-worker (${workerIdOf(w)})`;
 
-  it('SIGTERM during a download that fits in the deadline: unhealthy first, the job completes, exit 0 in time', async () => {
+  it('SIGTERM during a download that fits in the deadline: not ready at once but live until exit, the job completes, exit 0 in time', async () => {
     const deadlineMs = 15_000;
     const b04 = await bandFile(P_FINISH, 'B04');
     // ~270 kB at 100 kB/s: the download takes ~2.7 s, far less than the deadline.
@@ -88,12 +118,10 @@ describe('graceful shutdown of a worker process', () => {
     const id = await enqueue('grace-finish', P_FINISH, ['B04']);
     await until('the band download to start', () => h.sim.downloadsOf(P_FINISH, b04.suffix).bytes > 0, 20_000);
 
-    const signalledAt = Date.now();
-    worker.child.kill('SIGTERM');
-    let health = await healthz(port);
-    while (health === 200 && Date.now() - signalledAt < 2_000) health = await healthz(port);
-    // Readiness failed first: the endpoint answers 503 while the band is still streaming.
-    expect(health).toBe(503);
+    const { signalledAt, readiness } = await terminate(worker, port);
+    // Readiness failed first: 503 while the band is still streaming; liveness still answers 200.
+    expect(readiness).toBe(503);
+    const liveness = livenessUntilGone(port);
     expect(h.sim.downloadsOf(P_FINISH, b04.suffix)).toMatchObject({ started: 1, completed: 0 });
     expect((await findJobById(h.db, id))?.status).toBe('active');
 
@@ -101,6 +129,11 @@ describe('graceful shutdown of a worker process', () => {
     const elapsed = Date.now() - signalledAt;
     expect(exit).toEqual({ code: 0, signal: null });
     expect(elapsed).toBeLessThan(deadlineMs);
+    // Live all through the drain (many 200s: the download took seconds), then gone with the process.
+    const seen = await liveness;
+    expect(seen.at(-1)).toBe('refused');
+    expect(seen.slice(0, -1).every((s) => s === 200)).toBe(true);
+    expect(seen.length).toBeGreaterThan(2);
 
     const row = await findJobById(h.db, id);
     expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', worker_id: workerIdOf(worker), attempts: 1, error_code: null });
@@ -113,6 +146,7 @@ describe('graceful shutdown of a worker process', () => {
     expect(logIndex(logs, 'shutdown complete')).toBeGreaterThan(logIndex(logs, 'job completed'));
     expect(logIndex(logs, 'shutdown deadline near: cancelling running jobs')).toBe(-1);
     expect(await healthz(port)).toBe('refused');
+    expect(await readyz(port)).toBe('refused');
   });
 
   it('SIGTERM during a download that cannot finish in time: handed back before the deadline, completed by another worker', async () => {
@@ -127,20 +161,25 @@ describe('graceful shutdown of a worker process', () => {
     await until('the slow band download to start', () => h.sim.downloadsOf(P_HAND_BACK, b04.suffix).bytes > 0, 20_000);
     expect(h.sim.downloadsOf(P_HAND_BACK, b02.suffix)).toMatchObject({ started: 1, completed: 1 });
 
-    const signalledAt = Date.now();
-    worker.child.kill('SIGTERM');
-    let health = await healthz(port);
-    while (health === 200 && Date.now() - signalledAt < 2_000) health = await healthz(port);
-    expect(health).toBe(503);
+    const { signalledAt, readiness } = await terminate(worker, port);
+    expect(readiness).toBe(503);
+    const liveness = livenessUntilGone(port);
 
     const exit = await worker.exited;
     const elapsed = Date.now() - signalledAt;
     // Exit 0: the shutdown completed by itself (close-with-grace's timeout would exit 1).
     expect(exit).toEqual({ code: 0, signal: null });
     expect(elapsed).toBeLessThan(deadlineMs);
+    // Live through the drain and the cancellation, gone with the process.
+    const seen = await liveness;
+    expect(seen.at(-1)).toBe('refused');
+    expect(seen.slice(0, -1).every((s) => s === 200)).toBe(true);
     const { logs } = worker;
     const cancelAt = logIndex(logs, 'shutdown deadline near: cancelling running jobs');
     expect(cancelAt).toBeGreaterThan(logIndex(logs, 'shutting down'));
+    // Not before 80 % of the deadline (pino's ISO `time`; a timer never fires early, 5 ms for clock rounding).
+    const timeOf = (i: number) => Date.parse(logs[i]!.time as string);
+    expect(timeOf(cancelAt) - timeOf(logIndex(logs, 'shutting down'))).toBeGreaterThanOrEqual(deadlineMs * 0.8 - 5);
     expect(logIndex(logs, 'job cancelled; handing it back')).toBeGreaterThan(cancelAt);
     expect(logIndex(logs, 'could not hand the job back')).toBe(-1);
     expect(logs.filter((l) => l.msg === 'job failed' || l.msg === 'job attempt failed; will retry')).toEqual([]);

@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { findBandFile, parseProductName, resolveBand } from '@scenecache/core';
+import { WORKER_HTTP_PATHS } from '../src/health-server.js';
 import { startPipelineHarness, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 import { freePort, metricValue, parseMetricSamples } from '@scenecache/testing';
 
@@ -95,8 +96,9 @@ describe('worker /metrics', () => {
     expect(text).toContain('# TYPE scenecache_job_duration_seconds histogram');
     expect(text).toContain('# TYPE scenecache_queue_jobs gauge');
 
-    // /healthz still answers next to it.
-    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    // The probes still answer next to it.
+    expect((await fetch(`http://127.0.0.1:${port}${WORKER_HTTP_PATHS.liveness}`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${port}${WORKER_HTTP_PATHS.readiness}`)).status).toBe(200);
   }, 90_000);
 
   it('shows queued jobs in the queue-depth gauge', async () => {
