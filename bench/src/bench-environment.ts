@@ -14,7 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, createDownloadQueue, createProducerRedis } from '@scenecache/api';
 import { startCdseSim, type CdseSim, type CdseSimOptions } from '@scenecache/cdse-sim';
 import { createLogger, loadSettings, type Settings } from '@scenecache/core';
-import { createDb, dropDatabase, findJobById, migrateToLatest, type DB, type DownloadJobRow } from '@scenecache/db';
+import { createDb, dropDatabase, migrateToLatest, type DB, type DownloadJobRow } from '@scenecache/db';
 import { captureJsonLogs, startTestS3, type SpawnedWorker, type TestS3 } from '@scenecache/testing';
 import type { Kysely } from 'kysely';
 
@@ -140,12 +140,14 @@ export async function startBenchEnvironment(options: BenchEnvironmentOptions = {
     async waitForJobs(ids, timeoutMs, everyMs = 20) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
-        const rows = await Promise.all(ids.map((id) => findJobById(db, id)));
-        if (rows.every((r) => r && (r.status === 'completed' || r.status === 'failed'))) return rows as DownloadJobRow[];
-        if (Date.now() > deadline) {
-          const pending = rows.filter((r) => !r || (r.status !== 'completed' && r.status !== 'failed')).length;
-          throw new Error(`${pending} of ${ids.length} jobs not finished after ${timeoutMs} ms`);
+        // One query per poll, whatever the number of jobs.
+        const rows = ids.length === 0 ? [] : await db.selectFrom('download_jobs').selectAll().where('id', 'in', [...ids]).execute();
+        const finished = rows.filter((r) => r.status === 'completed' || r.status === 'failed');
+        if (finished.length === ids.length) {
+          const byId = new Map(rows.map((r) => [r.id, r]));
+          return ids.map((id) => byId.get(id)!);
         }
+        if (Date.now() > deadline) throw new Error(`${ids.length - finished.length} of ${ids.length} jobs not finished after ${timeoutMs} ms`);
         await sleep(everyMs);
       }
     },

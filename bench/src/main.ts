@@ -1,0 +1,270 @@
+/**
+ * `npm run bench` (= build + `node bench/dist/main.js [--quick] [--only id,id] [--out FILE]`):
+ * run the scenarios of `scenarios/index.ts` in order, each isolated (a failure is recorded with its
+ * error and the next one still runs), print progress lines with the elapsed time, then the results
+ * as a padded markdown table, and write them as JSON (plus the same table as `.md` next to it).
+ *
+ * Output file (unless `--out`): `bench/results/latest.json` for a full run of every scenario,
+ * `bench/results/quick.json` with `--quick` (CI's smoke run never overwrites the committed full
+ * results), `bench/results/only.json` with `--only` (a partial run does not either).
+ * Exit code: 0 when every scenario ran, 1 when any failed, 2 on bad arguments.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { cpus, release, totalmem } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { loadSettings } from '@scenecache/core';
+import type { Figure, ScenarioResult } from './scenario.js';
+import { SCENARIOS } from './scenarios/index.js';
+
+/** The repository root (bench/dist → ../..). */
+const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+/** Command-line options. */
+interface Options {
+  quick: boolean;
+  only?: string[];
+  out: string;
+}
+
+/** One scenario's entry in the JSON: its result (figures empty when it failed), wall time, error. */
+type ScenarioRecord = ScenarioResult & { wall_ms: number; error?: string };
+
+/** What the JSON file holds. */
+interface BenchReport {
+  /** ISO 8601, when the run started. */
+  date: string;
+  git_commit: string | null;
+  /** Whether the working tree had uncommitted changes (null when git is unavailable). */
+  git_dirty: boolean | null;
+  quick: boolean;
+  only: string[] | null;
+  machine: Record<string, unknown>;
+  /** Wall time of the whole run, ms. */
+  wall_ms: number;
+  scenarios: ScenarioRecord[];
+}
+
+function usage(message: string): never {
+  console.error(`${message}\nusage: node bench/dist/main.js [--quick] [--only id,id] [--out FILE]\nscenarios: ${SCENARIOS.map((s) => s.id).join(', ')}`);
+  process.exit(2);
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  let quick = false;
+  let only: string[] | undefined;
+  let out: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): string => argv[++i] ?? usage(`${arg} needs a value`);
+    if (arg === '--quick') quick = true;
+    else if (arg === '--only') only = value().split(',').map((s) => s.trim()).filter(Boolean);
+    else if (arg.startsWith('--only=')) only = arg.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
+    else if (arg === '--out') out = value();
+    else if (arg.startsWith('--out=')) out = arg.slice(6);
+    else if (arg === '--help' || arg === '-h') usage('');
+    else usage(`unknown argument ${arg}`);
+  }
+  const unknown = only?.filter((id) => !SCENARIOS.some((s) => s.id === id)) ?? [];
+  if (unknown.length > 0) usage(`unknown scenario ${unknown.join(', ')}`);
+  const name = quick ? 'quick.json' : only ? 'only.json' : 'latest.json';
+  return { quick, only, out: resolve(out ?? resolve(ROOT, 'bench/results', name)) };
+}
+
+/** `git rev-parse HEAD` and whether the tree is dirty; nulls when git fails (no repository, no git). */
+function gitState(): { commit: string | null; dirty: boolean | null } {
+  const git = (...args: string[]): string | null => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const commit = git('rev-parse', 'HEAD');
+  const status = commit === null ? null : git('status', '--porcelain', '--untracked-files=no');
+  return { commit, dirty: status === null ? null : status.length > 0 };
+}
+
+/** The machine and the services' versions; a service that does not answer is reported as `unavailable: <why>`. */
+async function describeMachine(): Promise<Record<string, unknown>> {
+  const settings = loadSettings(process.env);
+  const cpuList = cpus();
+  const postgres = await (async () => {
+    // The server's maintenance database: the configured one may not exist (each scenario makes its own).
+    const url = settings.databaseUrl.replace(/\/[^/?]*(\?|$)/, '/postgres$1');
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ version: string }>('SELECT version()');
+      return rows[0]?.version ?? null;
+    } catch (err) {
+      return `unavailable: ${(err as Error).message}`;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  })();
+  const redis = await (async () => {
+    const client = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000 });
+    try {
+      await client.connect();
+      const info = await client.info('server');
+      const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? null;
+      return `Redis ${field('redis_version')} (${field('os')}, ${field('arch_bits')}-bit)`;
+    } catch (err) {
+      return `unavailable: ${(err as Error).message}`;
+    } finally {
+      client.disconnect();
+    }
+  })();
+  return {
+    cpu_model: cpuList[0]?.model.trim() ?? 'unknown',
+    cpu_count: cpuList.length,
+    total_memory_bytes: totalmem(),
+    node_version: process.version,
+    platform: `${process.platform} ${release()} ${process.arch}`,
+    postgres_version: postgres,
+    redis_version: redis,
+    s3: settings.s3Endpoint ? `S3_ENDPOINT ${settings.s3Endpoint}` : 'embedded s3rver 3.7.1 (in the bench process)',
+  };
+}
+
+/** A number for the table: 3 significant digits at most, no exponent. */
+function fmt(v: number | undefined): string {
+  if (v === undefined || Number.isNaN(v)) return '';
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  if (a >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  if (a >= 0.01 || a === 0) return v.toFixed(2);
+  return v.toPrecision(2);
+}
+
+const HEADER = ['scenario', 'figure', 'value', 'baseline', 'ratio', 'goal', 'met'];
+
+/** One row per figure (one per failed scenario, saying so). */
+function tableRows(records: readonly ScenarioRecord[]): string[][] {
+  const rows: string[][] = [];
+  for (const r of records) {
+    if (r.error !== undefined) {
+      rows.push([r.id, `FAILED: ${r.error.split('\n')[0]!.slice(0, 160)}`, '', '', '', '', '✗']);
+      continue;
+    }
+    for (const f of r.figures as Figure[]) {
+      const unit = f.unit === 'ratio' ? '' : ` ${f.unit}`;
+      rows.push([
+        r.id,
+        f.name,
+        `${fmt(f.value)}${unit}`,
+        f.baseline ? `${f.baseline.name}: ${fmt(f.baseline.value)}${unit}` : '',
+        fmt(f.ratio),
+        f.goal ?? '',
+        f.met === undefined ? '' : f.met ? '✓' : '✗',
+      ]);
+    }
+  }
+  return rows;
+}
+
+/** A markdown table padded to aligned columns (readable in a terminal, pasteable into README). */
+function markdownTable(rows: readonly string[][]): string {
+  const escape = (cell: string) => cell.replaceAll('|', '\\|');
+  const all = [HEADER, ...rows].map((r) => r.map(escape));
+  const widths = HEADER.map((_, i) => Math.max(3, ...all.map((r) => [...(r[i] ?? '')].length)));
+  const line = (r: readonly string[]) => `| ${r.map((c, i) => c + ' '.repeat(widths[i]! - [...c].length)).join(' | ')} |`;
+  return [line(all[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...all.slice(1).map(line)].join('\n');
+}
+
+/** The `.md` file: the machine in one paragraph, the table, the figures' notes. */
+function markdownReport(report: BenchReport, table: string): string {
+  const m = report.machine;
+  const gib = (Number(m.total_memory_bytes) / 2 ** 30).toFixed(1);
+  // One line per distinct note of a scenario, naming every figure that carries it.
+  const notes = report.scenarios.flatMap((s) => {
+    const byNote = new Map<string, string[]>();
+    for (const f of s.figures) if (f.note) byNote.set(f.note, [...(byNote.get(f.note) ?? []), f.name]);
+    return [...byNote].map(([note, names]) => `- **${s.id}** — ${names.join('; ')}: ${note}`);
+  });
+  return [
+    `# scenecache benchmarks${report.quick ? ' (quick)' : ''}`,
+    '',
+    `Run ${report.date} at commit ${report.git_commit ?? 'unknown'}${report.git_dirty ? ' (uncommitted changes)' : ''}, ${(report.wall_ms / 60_000).toFixed(1)} min.`,
+    `Machine: ${String(m.cpu_count)} × ${String(m.cpu_model)}, ${gib} GiB RAM, ${String(m.platform)}, Node ${String(m.node_version)}; ${String(m.postgres_version)}; ${String(m.redis_version)}; S3: ${String(m.s3)}.`,
+    '',
+    table,
+    '',
+    ...(notes.length > 0 ? ['Notes:', '', ...notes, ''] : []),
+  ].join('\n');
+}
+
+/** Write atomically (a `.tmp` file renamed), creating the directory. */
+async function writeAtomically(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(`${path}.tmp`, text);
+  await rename(`${path}.tmp`, path);
+}
+
+async function main(): Promise<number> {
+  // The AWS SDK warns once per process (this one and every spawned worker) that its 2027 versions
+  // need Node 22; it says nothing about the run, so the bench's output does without it.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const options = parseArgs(process.argv.slice(2));
+  const selected = options.only ? SCENARIOS.filter((s) => options.only!.includes(s.id)) : [...SCENARIOS];
+  const t0 = performance.now();
+  const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s]`;
+  const date = new Date().toISOString();
+  const git = gitState();
+  const machine = await describeMachine();
+  console.log(`${stamp()} bench${options.quick ? ' --quick' : ''}: ${selected.map((s) => s.id).join(', ')} on ${String(machine.cpu_count)} × ${String(machine.cpu_model)}`);
+  process.on('unhandledRejection', (err) => console.log(`${stamp()} warning: unhandled rejection: ${String(err)}`));
+
+  const records: ScenarioRecord[] = [];
+  for (const scenario of selected) {
+    console.log(`${stamp()} [${scenario.id}] ${scenario.title}`);
+    const start = performance.now();
+    try {
+      const result = await scenario.run({ quick: options.quick, log: (line) => console.log(`${stamp()} [${scenario.id}] ${line}`) });
+      const wall = performance.now() - start;
+      records.push({ ...result, wall_ms: Math.round(wall) });
+      console.log(`${stamp()} [${scenario.id}] done in ${(wall / 1000).toFixed(1)} s`);
+    } catch (err) {
+      const wall = performance.now() - start;
+      const error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      records.push({ id: scenario.id, title: scenario.title, figures: [], wall_ms: Math.round(wall), error });
+      console.log(`${stamp()} [${scenario.id}] FAILED after ${(wall / 1000).toFixed(1)} s: ${error}`);
+    }
+  }
+
+  const report: BenchReport = {
+    date,
+    git_commit: git.commit,
+    git_dirty: git.dirty,
+    quick: options.quick,
+    only: options.only ?? null,
+    machine,
+    wall_ms: Math.round(performance.now() - t0),
+    scenarios: records,
+  };
+  const table = markdownTable(tableRows(records));
+  const mdPath = options.out.replace(/\.json$/, '') + '.md';
+  await writeAtomically(options.out, JSON.stringify(report, null, 2) + '\n');
+  await writeAtomically(mdPath, markdownReport(report, table));
+  console.log(`\n${table}\n`);
+  console.log(`${stamp()} wrote ${options.out} and ${mdPath}`);
+  const failed = records.filter((r) => r.error !== undefined).map((r) => r.id);
+  if (failed.length > 0) console.log(`${stamp()} failed: ${failed.join(', ')}`);
+  return failed.length > 0 ? 1 : 0;
+}
+
+main().then(
+  // Exit explicitly: a scenario that leaked a handle must not keep the run alive.
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error('bench failed:', err);
+    process.exit(1);
+  },
+);
