@@ -20,6 +20,7 @@
 import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import { ValidationError } from '@scenecache/core';
 import type { Queryable } from './database.js';
+import { decodePageCursor, encodePageCursor, invalidCursor } from './page-cursor.js';
 import type { CachedBand, SceneCacheRow } from './schema.js';
 import { markBandsInvalid } from './scene-cache.repository.js';
 
@@ -284,24 +285,15 @@ export interface CacheEntryPage {
 
 const CURSOR_SCENE_ID_RE = /^[A-Z0-9_]{1,100}$/;
 
-/** The position after `sceneId`, as an opaque base64url string. */
+/** The position after `sceneId`, as an opaque cursor. */
 function encodeSceneCursor(sceneId: string): string {
-  return Buffer.from(JSON.stringify(['scene', sceneId]), 'utf8').toString('base64url');
+  return encodePageCursor(['scene', sceneId]);
 }
 
 /** @throws ValidationError `invalid_payload` (field `cursor`) for anything {@link encodeSceneCursor} did not make. */
 function decodeSceneCursor(cursor: string): string {
-  const invalid = () => new ValidationError('invalid_payload', 'cursor is not a cursor this API returned', 'cursor');
-  if (cursor.length === 0 || cursor.length > 600 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw invalid();
-  }
-  if (!Array.isArray(decoded) || decoded.length !== 2 || decoded[0] !== 'scene') throw invalid();
-  const sceneId: unknown = decoded[1];
-  if (typeof sceneId !== 'string' || !CURSOR_SCENE_ID_RE.test(sceneId)) throw invalid();
+  const [kind, sceneId] = decodePageCursor(cursor, 2);
+  if (kind !== 'scene' || typeof sceneId !== 'string' || !CURSOR_SCENE_ID_RE.test(sceneId)) throw invalidCursor();
   return sceneId;
 }
 

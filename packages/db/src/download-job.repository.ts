@@ -10,6 +10,7 @@
 import { sql } from 'kysely';
 import { ValidationError, type DownloadJobResult } from '@scenecache/core';
 import type { Queryable } from './database.js';
+import { decodePageCursor, encodePageCursor, invalidCursor } from './page-cursor.js';
 import type { CacheStatusColumn, DownloadJobRow, JobStatusColumn, NewDownloadJobRow } from './schema.js';
 
 /** Input of {@link insertQueuedJob}. */
@@ -161,9 +162,9 @@ interface CursorPosition {
 
 const CURSOR_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
-/** Encode a keyset position as an opaque base64url string. */
+/** Encode a keyset position as an opaque cursor. */
 function encodeCursor(position: CursorPosition): string {
-  return Buffer.from(JSON.stringify([position.enqueuedAt, position.id]), 'utf8').toString('base64url');
+  return encodePageCursor([position.enqueuedAt, position.id]);
 }
 
 /**
@@ -172,21 +173,12 @@ function encodeCursor(position: CursorPosition): string {
  * @throws ValidationError `invalid_payload` (field `cursor`) for anything else.
  */
 function decodeCursor(cursor: string): CursorPosition {
-  const invalid = () => new ValidationError('invalid_payload', 'cursor is not a cursor this API returned', 'cursor');
-  if (cursor.length === 0 || cursor.length > 600 || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    throw invalid();
-  }
-  if (!Array.isArray(decoded) || decoded.length !== 2) throw invalid();
-  const [enqueuedAt, id] = decoded as unknown[];
-  if (typeof enqueuedAt !== 'string' || !CURSOR_TIME_RE.test(enqueuedAt)) throw invalid();
+  const [enqueuedAt, id] = decodePageCursor(cursor, 2);
+  if (typeof enqueuedAt !== 'string' || !CURSOR_TIME_RE.test(enqueuedAt)) throw invalidCursor();
   // Round-trip, so 2026-02-30 (which Date.parse rolls over to March) never reaches Postgres.
   const ms = Date.parse(enqueuedAt);
-  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 23) !== enqueuedAt.slice(0, 23)) throw invalid();
-  if (typeof id !== 'string' || id.length === 0 || id.length > 200) throw invalid();
+  if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 23) !== enqueuedAt.slice(0, 23)) throw invalidCursor();
+  if (typeof id !== 'string' || id.length === 0 || id.length > 200) throw invalidCursor();
   return { enqueuedAt, id };
 }
 
