@@ -2,11 +2,11 @@
  * The cache admin routes end to end on real services (Postgres, Redis, s3rver, cdse-sim), one
  * in-process worker, jobs and admin calls through the real API. What it proves:
  *
- * - `POST /v1/admin/cache/invalidate {scene_id}` (the harness's API: no object store needed)
+ * - `POST /v1/admin/cache/invalidate {scene_id}`
  *   makes the next job download the product again: `cache_status: downloaded`, the sim serves
  *   every band a second time, the tenant gets bytes identical to upstream's, and the row is valid
  *   again — after a second job had reused the first download;
- * - invalidating one band (an API with the global bucket's store) re-downloads exactly that band:
+ * - invalidating one band re-downloads exactly that band:
  *   its object is deleted, so the worker cannot adopt it as a left-over upload, and the other
  *   bands are still reused;
  * - an invalidation that commits while a job downloads other bands of the same scene (under the
@@ -15,12 +15,9 @@
  * - the cleanup of an invalidated scene leaves neither row nor object of it, and the next job
  *   downloads it into a consistent cache.
  */
-import type { FastifyInstance } from 'fastify';
-import { findBandFile, parseProductName, resolveBand, sceneStoragePath, type SafeFile, createLogger } from '@scenecache/core';
+import { parseProductName, resolveBand, sceneStoragePath } from '@scenecache/core';
 import { findScene, type DownloadJobRow } from '@scenecache/db';
 import { sha3Of, until } from '@scenecache/testing';
-import { buildApp } from '../../api/src/app.js';
-import { createProducerRedis } from '../../api/src/download-queue.js';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
 
 /** One product per test, so no test sees another's downloads or rows. */
@@ -31,36 +28,14 @@ const RACED = 'S2B_MSIL1C_20240310T103649_N0510_R008_T31TCJ_20240310T123318';
 
 describe('cache admin end to end', () => {
   let h: PipelineHarness;
-  /** An API like the harness's, plus the global bucket's object store (as main.ts builds it). */
-  let adminApp: FastifyInstance;
-  let adminUrl: string;
-  let closeRedis: () => Promise<unknown>;
 
   beforeAll(async () => {
     h = await startPipelineHarness();
     await h.startWorker();
-    const logger = createLogger('admin-e2e', 'silent');
-    const redis = createProducerRedis(h.settings.redisUrl, logger);
-    closeRedis = () => redis.quit();
-    adminApp = buildApp({ settings: h.settings, db: h.db, queue: h.queue, redis, logger, store: h.s3.store });
-    adminUrl = await adminApp.listen({ port: 0, host: '127.0.0.1' });
   });
   afterAll(async () => {
-    await adminApp?.close();
-    await closeRedis?.();
     await h?.close();
   });
-
-  async function upstreamFile(scene: string, band: string): Promise<SafeFile> {
-    const file = findBandFile(await h.sim.productFiles(scene), resolveBand(parseProductName(scene).level, band));
-    if (!file) throw new Error(`the sim has no ${band} in ${scene}`);
-    return file;
-  }
-
-  /** Completed downloads of one band of `scene` the sim has served. */
-  function completedDownloads(scene: string, band: string): number {
-    return h.sim.downloadsOf(scene, resolveBand(parseProductName(scene).level, band).fileSuffix).completed;
-  }
 
   async function run(body: Record<string, unknown>): Promise<DownloadJobRow> {
     const res = await h.enqueue(body);
@@ -78,7 +53,7 @@ describe('cache admin end to end', () => {
   async function expectTenantCopiesExact(scene: string, tenant: string, bands: readonly string[]): Promise<void> {
     const path = sceneStoragePath(parseProductName(scene));
     for (const band of bands) {
-      const file = await upstreamFile(scene, band);
+      const file = await h.upstreamFile(scene, band);
       const truth = await sha3Of(h.sim.fileBytes(scene, file.path));
       expect(truth).toEqual({ sha3: file.sha3_256, bytes: file.size });
       const key = `${path}/${file.path.slice(file.path.lastIndexOf('/') + 1)}`;
@@ -90,11 +65,11 @@ describe('cache admin end to end', () => {
     const bands = ['B04', 'B08'];
     const first = await run({ tenant_id: 'first', scene_id: WHOLE, bands });
     expect(first).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: bands });
-    for (const band of bands) expect(completedDownloads(WHOLE, band)).toBe(1);
+    for (const band of bands) expect(h.completedDownloads(WHOLE, band)).toBe(1);
 
     const second = await run({ tenant_id: 'second', scene_id: WHOLE, bands });
     expect(second).toMatchObject({ status: 'completed', cache_status: 'reused', bands_reused: bands, bytes_downloaded: 0 });
-    for (const band of bands) expect(completedDownloads(WHOLE, band)).toBe(1);
+    for (const band of bands) expect(h.completedDownloads(WHOLE, band)).toBe(1);
 
     const invalidate = await admin(h.apiUrl, '/cache/invalidate', { scene_id: `${WHOLE}.SAFE` });
     expect(invalidate).toEqual({
@@ -104,7 +79,7 @@ describe('cache admin end to end', () => {
     expect((await findScene(h.db, WHOLE))?.is_valid).toBe(false);
 
     const third = await run({ tenant_id: 'third', scene_id: WHOLE, bands });
-    const sizes = (await upstreamFile(WHOLE, 'B04')).size + (await upstreamFile(WHOLE, 'B08')).size;
+    const sizes = (await h.upstreamFile(WHOLE, 'B04')).size + (await h.upstreamFile(WHOLE, 'B08')).size;
     expect(third).toMatchObject({
       status: 'completed',
       cache_status: 'downloaded',
@@ -114,7 +89,7 @@ describe('cache admin end to end', () => {
       attempts: 1,
       error_code: null,
     });
-    for (const band of bands) expect(completedDownloads(WHOLE, band)).toBe(2);
+    for (const band of bands) expect(h.completedDownloads(WHOLE, band)).toBe(2);
     await expectTenantCopiesExact(WHOLE, 'third', bands);
     // The earlier tenants' copies were never touched.
     await expectTenantCopiesExact(WHOLE, 'second', bands);
@@ -128,9 +103,9 @@ describe('cache admin end to end', () => {
     const bands = ['B02', 'B03', 'B04'];
     const first = await run({ tenant_id: 'band-first', scene_id: BAND, bands });
     expect(first).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: bands });
-    const b03 = await upstreamFile(BAND, 'B03');
+    const b03 = await h.upstreamFile(BAND, 'B03');
 
-    const invalidate = await admin(adminUrl, '/cache/invalidate', { scene_id: BAND, bands: ['B03'] });
+    const invalidate = await admin(h.apiUrl, '/cache/invalidate', { scene_id: BAND, bands: ['B03'] });
     expect(invalidate).toMatchObject({ status: 200, body: { invalidated: 1, bytes: b03.size, bands: ['B03'], scenes: [BAND] } });
     const after = await findScene(h.db, BAND);
     expect(after?.is_valid).toBe(true);
@@ -145,9 +120,9 @@ describe('cache admin end to end', () => {
       bytes_downloaded: b03.size,
       attempts: 1,
     });
-    expect(completedDownloads(BAND, 'B03')).toBe(2);
-    expect(completedDownloads(BAND, 'B02')).toBe(1);
-    expect(completedDownloads(BAND, 'B04')).toBe(1);
+    expect(h.completedDownloads(BAND, 'B03')).toBe(2);
+    expect(h.completedDownloads(BAND, 'B02')).toBe(1);
+    expect(h.completedDownloads(BAND, 'B04')).toBe(1);
     await expectTenantCopiesExact(BAND, 'band-next', bands);
     expect(Object.keys((await findScene(h.db, BAND))!.bands).sort()).toEqual(bands);
   });
@@ -158,16 +133,16 @@ describe('cache admin end to end', () => {
     const prefix = `${sceneStoragePath(parseProductName(CLEANED))}/`;
     expect(await h.s3.store.listKeys(h.settings.globalBucket, prefix)).toHaveLength(2);
 
-    expect((await admin(adminUrl, '/cache/invalidate', { pattern: '*_T29UNU_*' })).body).toMatchObject({ invalidated: 1, scenes: [CLEANED] });
-    const cleanup = await admin(adminUrl, '/cache/cleanup', { older_than_days: 0 });
-    const sizes = (await upstreamFile(CLEANED, 'B02')).size + (await upstreamFile(CLEANED, 'SCL')).size;
+    expect((await admin(h.apiUrl, '/cache/invalidate', { pattern: '*_T29UNU_*' })).body).toMatchObject({ invalidated: 1, scenes: [CLEANED] });
+    const cleanup = await admin(h.apiUrl, '/cache/cleanup', { older_than_days: 0 });
+    const sizes = (await h.upstreamFile(CLEANED, 'B02')).size + (await h.upstreamFile(CLEANED, 'SCL')).size;
     expect(cleanup).toMatchObject({ status: 200, body: { deleted: 1, scenes: [CLEANED], bytes_freed: sizes, objects_deleted: 2, skipped: [] } });
     expect(await findScene(h.db, CLEANED)).toBeUndefined();
     expect(await h.s3.store.listKeys(h.settings.globalBucket, prefix)).toEqual([]);
 
     const next = await run({ tenant_id: 'clean-next', scene_id: CLEANED, bands });
     expect(next).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: bands, attempts: 1 });
-    for (const band of bands) expect(completedDownloads(CLEANED, band)).toBe(2);
+    for (const band of bands) expect(h.completedDownloads(CLEANED, band)).toBe(2);
     await expectTenantCopiesExact(CLEANED, 'clean-next', bands);
     const row = await findScene(h.db, CLEANED);
     expect((await h.s3.store.listKeys(h.settings.globalBucket, prefix)).sort()).toEqual(Object.values(row!.bands).map((b) => b.key).sort());
@@ -176,24 +151,24 @@ describe('cache admin end to end', () => {
   it('an invalidation during another band\'s download: the job drops the invalidated bands, deletes their objects and downloads them again', async () => {
     const first = await run({ tenant_id: 'race-first', scene_id: RACED, bands: ['B02'] });
     expect(first).toMatchObject({ status: 'completed', cache_status: 'downloaded' });
-    const b02 = await upstreamFile(RACED, 'B02');
+    const b02 = await h.upstreamFile(RACED, 'B02');
     const b02Key = (await findScene(h.db, RACED))!.bands.B02!.key;
 
     // B03 streams slowly, so the invalidation lands while the job holds the scene lock.
-    const b03 = await upstreamFile(RACED, 'B03');
+    const b03 = await h.upstreamFile(RACED, 'B03');
     h.sim.addFault({ kind: 'slowBytesPerSecond', bytesPerSecond: Math.max(1, Math.ceil(b03.size / 3)), product: RACED, file: resolveBand('L1C', 'B03').fileSuffix });
     const slow = await h.enqueue({ tenant_id: 'race-slow', scene_id: RACED, bands: ['B02', 'B03'] });
     expect(slow.status).toBe(202);
     await until('B03 download started', () => h.sim.downloadsOf(RACED, resolveBand('L1C', 'B03').fileSuffix).started >= 1, 20_000);
-    expect(completedDownloads(RACED, 'B03')).toBe(0);
+    expect(h.completedDownloads(RACED, 'B03')).toBe(0);
     expect((await admin(h.apiUrl, '/cache/invalidate', { scene_id: RACED })).body).toMatchObject({ invalidated: 1 });
 
     const [slowRow] = await h.waitForJobs([slow.body.job_id!]);
     // Registering B03 dropped the invalidated B02 and deleted its object, so the job did not serve
     // B02 from the row it had read: it ran again (no attempt spent) and downloaded B02 too.
     expect(slowRow).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: ['B02', 'B03'], bands_reused: [], attempts: 1 });
-    expect(completedDownloads(RACED, 'B02')).toBe(2);
-    expect(completedDownloads(RACED, 'B03')).toBe(1);
+    expect(h.completedDownloads(RACED, 'B02')).toBe(2);
+    expect(h.completedDownloads(RACED, 'B03')).toBe(1);
     await expectTenantCopiesExact(RACED, 'race-slow', ['B02', 'B03']);
     const row = await findScene(h.db, RACED);
     expect(row).toMatchObject({ is_valid: true, total_bytes: b02.size + b03.size });
@@ -202,8 +177,8 @@ describe('cache admin end to end', () => {
 
     const next = await run({ tenant_id: 'race-next', scene_id: RACED, bands: ['B02', 'B03'] });
     expect(next).toMatchObject({ status: 'completed', cache_status: 'reused', bands_reused: ['B02', 'B03'], bytes_downloaded: 0 });
-    expect(completedDownloads(RACED, 'B02')).toBe(2);
-    expect(completedDownloads(RACED, 'B03')).toBe(1);
+    expect(h.completedDownloads(RACED, 'B02')).toBe(2);
+    expect(h.completedDownloads(RACED, 'B03')).toBe(1);
     await expectTenantCopiesExact(RACED, 'race-next', ['B02', 'B03']);
   });
 });

@@ -13,7 +13,7 @@
  */
 import { Readable } from 'node:stream';
 import { sql } from 'kysely';
-import { findBandFile, parseProductName, resolveBand, sceneStoragePath, type SafeFile } from '@scenecache/core';
+import { parseProductName, sceneStoragePath, type SafeFile } from '@scenecache/core';
 import { findScene, type DownloadJobRow } from '@scenecache/db';
 import { sha3Of } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
@@ -43,19 +43,8 @@ describe('the global bucket changes behind our back', () => {
     await h?.close();
   });
 
-  async function upstreamFile(scene: string, band: string): Promise<SafeFile> {
-    const file = findBandFile(await h.sim.productFiles(scene), resolveBand(parseProductName(scene).level, band));
-    if (!file) throw new Error(`the sim has no ${band} in ${scene}`);
-    return file;
-  }
-
   function globalKey(scene: string, file: SafeFile): string {
     return `${sceneStoragePath(parseProductName(scene))}/${file.path.slice(file.path.lastIndexOf('/') + 1)}`;
-  }
-
-  /** Completed downloads of one band of `scene` the sim has served. */
-  function completedDownloads(scene: string, band: string): number {
-    return h.sim.downloadsOf(scene, resolveBand(parseProductName(scene).level, band).fileSuffix).completed;
   }
 
   async function run(body: Record<string, unknown>): Promise<DownloadJobRow> {
@@ -67,7 +56,7 @@ describe('the global bucket changes behind our back', () => {
 
   /** `band` is whole and byte-identical to upstream in the global bucket and in `tenant`'s bucket. */
   async function expectWholeEverywhere(scene: string, band: string, tenant: string): Promise<void> {
-    const file = await upstreamFile(scene, band);
+    const file = await h.upstreamFile(scene, band);
     const truth = await sha3Of(h.sim.fileBytes(scene, file.path));
     expect(truth).toEqual({ sha3: file.sha3_256, bytes: file.size });
     const key = globalKey(scene, file);
@@ -80,7 +69,7 @@ describe('the global bucket changes behind our back', () => {
   async function seed(scene: string, first: string, bands: string[]) {
     const row = await run({ tenant_id: first, scene_id: scene, bands });
     expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: bands });
-    for (const band of bands) expect(completedDownloads(scene, band)).toBe(1);
+    for (const band of bands) expect(h.completedDownloads(scene, band)).toBe(1);
     const cached = await findScene(h.db, scene);
     expect(cached?.is_valid).toBe(true);
     return cached!;
@@ -111,8 +100,8 @@ describe('the global bucket changes behind our back', () => {
     const first = `${what}-first`;
     const next = `${what}-next`;
     const cachedBefore = await seed(scene, first, ['B04', 'B08']);
-    const b04 = await upstreamFile(scene, 'B04');
-    const b08 = await upstreamFile(scene, 'B08');
+    const b04 = await h.upstreamFile(scene, 'B04');
+    const b08 = await h.upstreamFile(scene, 'B08');
     const key = globalKey(scene, b04);
     expect(cachedBefore.bands.B04?.key).toBe(key);
 
@@ -130,8 +119,8 @@ describe('the global bucket changes behind our back', () => {
       error_code: null,
     });
     // Exactly one more upstream download, of the damaged band only.
-    expect(completedDownloads(scene, 'B04')).toBe(2);
-    expect(completedDownloads(scene, 'B08')).toBe(1);
+    expect(h.completedDownloads(scene, 'B04')).toBe(2);
+    expect(h.completedDownloads(scene, 'B08')).toBe(1);
     expect(h.sim.counters().products[scene]?.completed).toBe(3);
     // The row describes the new object: valid, re-registered B04, B08 untouched and reused once.
     const cached = await findScene(h.db, scene);
@@ -148,8 +137,8 @@ describe('the global bucket changes behind our back', () => {
   it("the seed's mark-invalid SQL, run verbatim, makes the next job download the scene again", async () => {
     const scene = INVALIDATED;
     const cachedBefore = await seed(scene, 'seed-first', ['B02', 'B03', 'B04']);
-    const b02 = await upstreamFile(scene, 'B02');
-    const b03 = await upstreamFile(scene, 'B03');
+    const b02 = await h.upstreamFile(scene, 'B02');
+    const b03 = await h.upstreamFile(scene, 'B03');
 
     const mark = sql`UPDATE global_scene_cache SET is_valid = false WHERE scene_id = ${scene}`;
     expect(mark.compile(h.db).sql).toBe(SEED_MARK_INVALID);
@@ -169,9 +158,9 @@ describe('the global bucket changes behind our back', () => {
       attempts: 1,
       error_code: null,
     });
-    expect(completedDownloads(scene, 'B02')).toBe(2);
-    expect(completedDownloads(scene, 'B03')).toBe(2);
-    expect(completedDownloads(scene, 'B04')).toBe(1);
+    expect(h.completedDownloads(scene, 'B02')).toBe(2);
+    expect(h.completedDownloads(scene, 'B03')).toBe(2);
+    expect(h.completedDownloads(scene, 'B04')).toBe(1);
     // Re-registered: valid again, and only the bands just verified (B04 was not re-checked).
     const cached = await findScene(h.db, scene);
     expect(cached).toMatchObject({ is_valid: true, download_count: 0, total_bytes: b02.size + b03.size });
@@ -189,7 +178,7 @@ describe('the global bucket changes behind our back', () => {
     // B04, dropped with the invalidation, comes from upstream again on the next request.
     const third = await run({ tenant_id: 'seed-third', scene_id: scene, bands: ['B02', 'B04'] });
     expect(third).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: ['B04'], bands_reused: ['B02'] });
-    expect(completedDownloads(scene, 'B04')).toBe(2);
-    expect(completedDownloads(scene, 'B02')).toBe(2);
+    expect(h.completedDownloads(scene, 'B04')).toBe(2);
+    expect(h.completedDownloads(scene, 'B02')).toBe(2);
   });
 });

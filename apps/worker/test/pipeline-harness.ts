@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { startCdseSim, type CdseSim, type CdseSimOptions } from '@scenecache/cdse-sim';
-import { createLogger, loadSettings, type Settings } from '@scenecache/core';
+import { createLogger, findBandFile, loadSettings, parseProductName, resolveBand, type SafeFile, type Settings } from '@scenecache/core';
 import { findJobById, type DownloadJobRow } from '@scenecache/db';
 import { captureJsonLogs, createTestDatabase, startTestS3, type SpawnedWorker, type TestS3 } from '@scenecache/testing';
 import { buildApp } from '../../api/src/app.js';
@@ -40,6 +40,10 @@ export interface PipelineHarness {
   spawnWorker(env?: Record<string, string>): SpawnedWorker;
   /** The API's base URL (`http://127.0.0.1:<port>`). */
   apiUrl: string;
+  /** The manifest entry (path, size, SHA3-256) of `band` of `scene`, as the sim serves it. @throws when the product has no such band. */
+  upstreamFile(scene: string, band: string): Promise<SafeFile>;
+  /** Complete downloads of `band` of `scene` the sim has served. */
+  completedDownloads(scene: string, band: string): number;
   /** Poll download_jobs until every id is completed or failed. */
   waitForJobs(ids: readonly string[], timeoutMs?: number): Promise<DownloadJobRow[]>;
   close(): Promise<void>;
@@ -76,7 +80,7 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
   const logger = createLogger('test', settings.logLevel);
   const redis = createProducerRedis(settings.redisUrl, logger);
   const queue = createDownloadQueue(redis, settings.queuePrefix, logger);
-  const app = buildApp({ settings, db: tdb.db, queue, redis, logger });
+  const app = buildApp({ settings, db: tdb.db, queue, redis, logger, store: s3.store });
   const apiUrl = await app.listen({ port: 0, host: '127.0.0.1' });
   const runtimes: WorkerRuntime[] = [];
   const children: ChildProcess[] = [];
@@ -107,6 +111,14 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
       });
       children.push(child);
       return captureJsonLogs(child);
+    },
+    async upstreamFile(scene, band) {
+      const file = findBandFile(await sim.productFiles(scene), resolveBand(parseProductName(scene).level, band));
+      if (!file) throw new Error(`the sim has no ${band} in ${scene}`);
+      return file;
+    },
+    completedDownloads(scene, band) {
+      return sim.downloadsOf(scene, resolveBand(parseProductName(scene).level, band).fileSuffix).completed;
     },
     async waitForJobs(ids, timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;

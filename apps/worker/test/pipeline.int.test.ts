@@ -2,7 +2,6 @@
  * The pipeline end to end on real services (Postgres, Redis, s3rver, cdse-sim), one in-process
  * worker, jobs enqueued through the API: download, reuse, partial reuse (invalid input: bad-input.int.test.ts).
  */
-import { findBandFile, resolveBand, parseProductName } from '@scenecache/core';
 import { findScene } from '@scenecache/db';
 import { sha3Of } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
@@ -21,11 +20,6 @@ describe('scene download pipeline', () => {
     await h.close();
   });
 
-  /** The sim's truth for a band of a product: path, size, sha3. */
-  async function upstreamFile(scene: string, band: string) {
-    return findBandFile(await h.sim.productFiles(scene), resolveBand(parseProductName(scene).level, band))!;
-  }
-
   async function run(body: Record<string, unknown>) {
     const res = await h.enqueue(body);
     expect(res.status).toBe(202);
@@ -35,7 +29,7 @@ describe('scene download pipeline', () => {
 
   it('downloads a new product once: objects in both buckets, bytes equal to upstream, result complete', async () => {
     const row = await run({ tenant_id: 'alpha', scene_id: `${L1C}.SAFE`, bands: ['B04', 'B08'] });
-    const files = { B04: await upstreamFile(L1C, 'B04'), B08: await upstreamFile(L1C, 'B08') };
+    const files = { B04: await h.upstreamFile(L1C, 'B04'), B08: await h.upstreamFile(L1C, 'B08') };
     const total = files.B04.size + files.B08.size;
     expect(row).toMatchObject({
       status: 'completed',
@@ -89,7 +83,7 @@ describe('scene download pipeline', () => {
     expect((await findScene(h.db, L1C))!.download_count).toBe(1);
     expect((await findScene(h.db, L1C))!.last_accessed_at).toBeInstanceOf(Date);
     const key = row.objects!.B04!.slice(`s3://${h.settings.tenantBucketPrefix}bravo/`.length);
-    expect(await h.s3.store.headObject(`${h.settings.tenantBucketPrefix}bravo`, key)).toMatchObject({ size: (await upstreamFile(L1C, 'B04')).size });
+    expect(await h.s3.store.headObject(`${h.settings.tenantBucketPrefix}bravo`, key)).toMatchObject({ size: (await h.upstreamFile(L1C, 'B04')).size });
   });
 
   it('partial reuse: B04 cached, B02 new → downloaded, bands_reused=[B04], bands_downloaded=[B02]', async () => {
@@ -97,11 +91,11 @@ describe('scene download pipeline', () => {
     expect(first.cache_status).toBe('downloaded');
     const row = await run({ tenant_id: 'delta', scene_id: L2A, bands: ['B04', 'B02'] });
     expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_reused: ['B04'], bands_downloaded: ['B02'] });
-    const b02 = await upstreamFile(L2A, 'B02');
+    const b02 = await h.upstreamFile(L2A, 'B02');
     expect(row.bytes_downloaded).toBe(b02.size);
     expect(b02.path).toMatch(/IMG_DATA\/R10m\/T29UNU_\d{8}T\d{6}_B02_10m\.jp2$/);
     for (const band of ['B04', 'B02']) {
-      const f = await upstreamFile(L2A, band);
+      const f = await h.upstreamFile(L2A, band);
       expect(h.sim.downloadsOf(L2A, f.path.slice(f.path.lastIndexOf('/')))).toMatchObject({ completed: 1 });
     }
   });

@@ -20,7 +20,7 @@
  *   the same fault once is healed by the retry, the stored object byte-identical to upstream.
  */
 import { sql } from 'kysely';
-import { findBandFile, parseProductName, resolveBand, sceneStoragePath, type SafeFile } from '@scenecache/core';
+import { parseProductName, resolveBand, sceneStoragePath, type SafeFile } from '@scenecache/core';
 import { findJobById, findScene, type DownloadJobRow } from '@scenecache/db';
 import type { SimCounters } from '@scenecache/cdse-sim';
 import { sha3Of, until } from '@scenecache/testing';
@@ -48,13 +48,6 @@ const P = {
 /** The sim's file-name suffix of a band (`_B04.jp2`, `_B04_10m.jp2`). */
 function suffixOf(scene: string, band: string): string {
   return resolveBand(parseProductName(scene).level, band).fileSuffix;
-}
-
-/** The manifest entry of a band as the sim serves it (path, size, SHA3-256). */
-async function upstreamFile(h: PipelineHarness, scene: string, band: string): Promise<SafeFile> {
-  const file = findBandFile(await h.sim.productFiles(scene), resolveBand(parseProductName(scene).level, band));
-  if (!file) throw new Error(`the sim has no ${band} in ${scene}`);
-  return file;
 }
 
 /** The global-bucket key of a band file. */
@@ -88,7 +81,7 @@ async function run(h: PipelineHarness, body: Record<string, unknown>, timeoutMs 
 
 /** The global and the tenant object of `band` are whole and byte-identical to what the sim serves. */
 async function expectStoredLikeUpstream(h: PipelineHarness, row: DownloadJobRow, scene: string, band: string): Promise<void> {
-  const file = await upstreamFile(h, scene, band);
+  const file = await h.upstreamFile(scene, band);
   const truth = await sha3Of(h.sim.fileBytes(scene, file.path));
   expect(truth).toEqual({ sha3: file.sha3_256, bytes: file.size });
   const key = globalKey(scene, file);
@@ -136,7 +129,7 @@ describe('upstream faults: whole jobs against cdse-sim', () => {
 
   it('a connection cut mid-stream is resumed with Range: one completed download, ~one file of bytes, one attempt', async () => {
     const scene = P.cut;
-    const file = await upstreamFile(h, scene, 'B04');
+    const file = await h.upstreamFile(scene, 'B04');
     const cut = Math.floor(file.size / 2);
     h.sim.addFault({ kind: 'cutAfterBytes', bytes: cut, product: scene, file: suffixOf(scene, 'B04') });
     const before = h.sim.counters();
@@ -292,7 +285,7 @@ describe('upstream faults: whole jobs against cdse-sim', () => {
     ['size differs from the manifest (truncate)', 'truncate', P.truncateAlways, /bytes, manifest\.safe says/],
   ] as const)('a file whose %s on every try', (_what, kind, scene, reason) => {
     it(`fails with upstream_integrity after ${JOB_ATTEMPTS} attempts; nothing registered, no object stored`, async () => {
-      const file = await upstreamFile(h, scene, 'B04');
+      const file = await h.upstreamFile(scene, 'B04');
       h.sim.addFault({ kind, count: 100, product: scene, file: suffixOf(scene, 'B04') });
       const before = h.sim.counters();
 
@@ -350,7 +343,7 @@ describe('upstream faults: a server without Range support', () => {
 
   it('a connection cut mid-stream restarts the file (no 206), which still completes on the first attempt, object verified', async () => {
     const scene = P.cutNoRange;
-    const file = await upstreamFile(h, scene, 'B04');
+    const file = await h.upstreamFile(scene, 'B04');
     const cut = Math.floor(file.size / 2);
     h.sim.addFault({ kind: 'cutAfterBytes', bytes: cut, product: scene, file: suffixOf(scene, 'B04') });
 
