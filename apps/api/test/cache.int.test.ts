@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createDb, insertQueuedJob, markJobActive, markJobCompleted, markJobFailed, recordCacheHit, registerBands, type CachedBand } from '@scenecache/db';
+import { createDb, insertQueuedJob, recordCacheHit, registerBands, type CachedBand } from '@scenecache/db';
+import { insertFinishedJob, type FinishedJobOutcome } from '@scenecache/testing';
 import { L1C, L2A, startTestApi, type TestApi } from './helpers.js';
 
 /** A third scene (L2A, another tile). */
@@ -15,35 +16,9 @@ afterAll(async () => {
   await api.close();
 }, 120_000);
 
-type Outcome = { cache_status: 'reused' | 'downloaded'; bytes_downloaded: number; bytes_copied: number } | 'failed';
-
 /** A job taken through the repositories to its end, finishing at `finishedAt` (ISO instant). */
-async function finishedJob(tenantId: string, finishedAt: string, outcome: Outcome): Promise<void> {
-  const id = randomUUID();
-  await insertQueuedJob(api.db, { id, tenantId, sceneId: L2A, bands: ['B04'] });
-  await markJobActive(api.db, { id, tenantId, sceneId: L2A, bands: ['B04'], workerId: 'w1', attempt: 1 });
-  if (outcome === 'failed') {
-    await markJobFailed(api.db, id, { code: 'upstream_error', message: 'boom', attempt: 1, final: true });
-  } else {
-    await markJobCompleted(
-      api.db,
-      id,
-      {
-        scene_id: L2A,
-        tenant_id: tenantId,
-        cache_status: outcome.cache_status,
-        bands_downloaded: outcome.cache_status === 'downloaded' ? ['B04'] : [],
-        bands_reused: outcome.cache_status === 'reused' ? ['B04'] : [],
-        bytes_downloaded: outcome.bytes_downloaded,
-        bytes_copied: outcome.bytes_copied,
-        objects: { B04: `s3://t-${tenantId}/${L2A}/B04.jp2` },
-        duration_ms: 10,
-        message: 'ok',
-      },
-      'w1',
-    );
-  }
-  await api.db.updateTable('download_jobs').set({ finished_at: finishedAt }).where('id', '=', id).execute();
+async function finishedJob(tenantId: string, finishedAt: string, outcome: FinishedJobOutcome): Promise<void> {
+  await insertFinishedJob(api.db, { tenantId, sceneId: L2A, finishedAt, outcome });
 }
 
 function band(sceneId: string, id: string, size: number): CachedBand {

@@ -8,7 +8,6 @@
  * Any page error, failed request or unexpected HTTP error fails the test. Screenshots go to
  * `.ci/out/` (a CI artifact).
  */
-import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -16,16 +15,12 @@ import type { Browser, Page } from 'playwright-core';
 import {
   AdvisoryLocks,
   createApiKey,
-  insertQueuedJob,
-  markJobActive,
-  markJobCompleted,
-  markJobFailed,
   recordCacheHit,
   registerBands,
   type CachedBand,
   type SceneLease,
 } from '@scenecache/db';
-import { startTcpProxy, type TcpProxy } from '@scenecache/testing';
+import { insertFinishedJob, startTcpProxy, type TcpProxy } from '@scenecache/testing';
 import { DASHBOARD_CSP } from '../src/dashboard/dashboard.routes.js';
 import { launchChromium, waitForDashboardRefresh } from '../src/dashboard/dashboard-browser.js';
 import { L1C, L2A, startTestApi, TEST_REDIS_URL, type TestApi } from './helpers.js';
@@ -45,38 +40,16 @@ type Outcome = { cache_status: 'reused' | 'downloaded'; bytes: number } | 'faile
 
 /** A job taken through the repositories to its end on `day`; enqueued a minute before it finished. */
 async function finishedJob(api: TestApi, tenantId: string, day: string, minute: number, outcome: Outcome): Promise<string> {
-  const id = randomUUID();
-  await insertQueuedJob(api.db, { id, tenantId, sceneId: L2A, bands: ['B04'] });
-  await markJobActive(api.db, { id, tenantId, sceneId: L2A, bands: ['B04'], workerId: 'w1', attempt: 1 });
-  if (outcome === 'failed') {
-    await markJobFailed(api.db, id, { code: 'upstream_error', message: 'CDSE answered 502', attempt: 1, final: true });
-  } else {
-    const downloaded = outcome.cache_status === 'downloaded';
-    await markJobCompleted(
-      api.db,
-      id,
-      {
-        scene_id: L2A,
-        tenant_id: tenantId,
-        cache_status: outcome.cache_status,
-        bands_downloaded: downloaded ? ['B04'] : [],
-        bands_reused: downloaded ? [] : ['B04'],
-        bytes_downloaded: downloaded ? outcome.bytes : 0,
-        bytes_copied: outcome.bytes,
-        objects: { B04: `s3://t-${tenantId}/${L2A}/B04.jp2` },
-        duration_ms: 1_000 + minute,
-        message: 'ok',
-      },
-      'w1',
-    );
-  }
-  const finished = new Date(`${day}T10:${String(minute).padStart(2, '0')}:00Z`);
-  await api.db
-    .updateTable('download_jobs')
-    .set({ finished_at: finished, enqueued_at: new Date(finished.getTime() - 60_000) })
-    .where('id', '=', id)
-    .execute();
-  return id;
+  const finishedAt = new Date(`${day}T10:${String(minute).padStart(2, '0')}:00Z`);
+  return insertFinishedJob(api.db, {
+    tenantId,
+    sceneId: L2A,
+    finishedAt,
+    enqueuedAt: new Date(finishedAt.getTime() - 60_000),
+    outcome: outcome === 'failed' ? 'failed' : { cache_status: outcome.cache_status, bytes_downloaded: outcome.cache_status === 'downloaded' ? outcome.bytes : 0, bytes_copied: outcome.bytes },
+    durationMs: 1_000 + minute,
+    errorMessage: 'CDSE answered 502',
+  });
 }
 
 const TENANTS = ['acme', 'globex', 'initech'];

@@ -8,14 +8,13 @@ import {
   insertQueuedJob,
   listCachedScenes,
   markJobActive,
-  markJobCompleted,
   markJobFailed,
   migrateDown,
   migrateToLatest,
   recordCacheHit,
   registerBands,
 } from '@scenecache/db';
-import { createTestDatabase, testDatabaseUrl, uniqueTestDatabaseName, type TestDatabase } from '@scenecache/testing';
+import { createTestDatabase, insertFinishedJob, testDatabaseUrl, uniqueTestDatabaseName, type FinishedJobOutcome, type TestDatabase } from '@scenecache/testing';
 import { registration, SCENE } from './fixtures.js';
 
 let t: TestDatabase;
@@ -29,37 +28,8 @@ afterAll(async () => {
 });
 
 /** A job taken through the repositories to its end, finishing at `finishedAt` (ISO instant). */
-async function finishedJob(
-  tenantId: string,
-  finishedAt: string,
-  outcome: { cache_status: 'reused' | 'downloaded'; bytes_downloaded: number; bytes_copied: number } | 'failed',
-): Promise<void> {
-  const id = randomUUID();
-  await insertQueuedJob(t.db, { id, tenantId, sceneId: SCENE, bands: ['B04'] });
-  await markJobActive(t.db, { id, tenantId, sceneId: SCENE, bands: ['B04'], workerId: 'w1', attempt: 1 });
-  if (outcome === 'failed') {
-    await markJobFailed(t.db, id, { code: 'upstream_error', message: 'boom', attempt: 1, final: true });
-  } else {
-    await markJobCompleted(
-      t.db,
-      id,
-      {
-        scene_id: SCENE,
-        tenant_id: tenantId,
-        cache_status: outcome.cache_status,
-        bands_downloaded: outcome.cache_status === 'downloaded' ? ['B04'] : [],
-        bands_reused: outcome.cache_status === 'reused' ? ['B04'] : [],
-        bytes_downloaded: outcome.bytes_downloaded,
-        bytes_copied: outcome.bytes_copied,
-        objects: { B04: `s3://t-${tenantId}/${SCENE}/B04.jp2` },
-        duration_ms: 10,
-        message: 'ok',
-      },
-      'w1',
-    );
-  }
-  // markJob* stamp now(); dashboards group by the day the job finished.
-  await t.db.updateTable('download_jobs').set({ finished_at: finishedAt }).where('id', '=', id).execute();
+async function finishedJob(tenantId: string, finishedAt: string, outcome: FinishedJobOutcome): Promise<void> {
+  await insertFinishedJob(t.db, { tenantId, sceneId: SCENE, finishedAt, outcome });
 }
 
 const D1 = '2026-11-20';

@@ -7,3 +7,4 @@ export * from './advisory-locks.js';
 export * from './network.js';
 export * from './prometheus.js';
 export * from './spawned-process.js';
+export * from './finished-job.js';
