@@ -8,13 +8,12 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, createDownloadQueue, createProducerRedis } from '@scenecache/api';
 import { startCdseSim, type CdseSim, type CdseSimOptions } from '@scenecache/cdse-sim';
 import { createLogger, loadSettings, type Settings } from '@scenecache/core';
-import { createDb, dropDatabase, migrateToLatest, type DB, type DownloadJobRow } from '@scenecache/db';
+import { createDb, dropDatabase, migrateToLatest, type DB } from '@scenecache/db';
 import { captureJsonLogs, startTestS3, type SpawnedWorker, type TestS3 } from '@scenecache/testing';
 import type { Kysely } from 'kysely';
 
@@ -57,8 +56,6 @@ export interface BenchEnvironment {
   stopWorkers(): Promise<void>;
   /** Enqueue through the API (batches of 100). @returns the job ids, in order. @throws on any non-2xx answer. */
   enqueue(requests: readonly DownloadRequest[]): Promise<string[]>;
-  /** Poll `download_jobs` (every `everyMs`, default 20) until every id is completed or failed. @throws after `timeoutMs`. */
-  waitForJobs(ids: readonly string[], timeoutMs: number, everyMs?: number): Promise<DownloadJobRow[]>;
   close(): Promise<void>;
 }
 
@@ -136,20 +133,6 @@ export async function startBenchEnvironment(options: BenchEnvironmentOptions = {
         ids.push(...body.jobs.map((j) => j.job_id));
       }
       return ids;
-    },
-    async waitForJobs(ids, timeoutMs, everyMs = 20) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        // One query per poll, whatever the number of jobs.
-        const rows = ids.length === 0 ? [] : await db.selectFrom('download_jobs').selectAll().where('id', 'in', [...ids]).execute();
-        const finished = rows.filter((r) => r.status === 'completed' || r.status === 'failed');
-        if (finished.length === ids.length) {
-          const byId = new Map(rows.map((r) => [r.id, r]));
-          return ids.map((id) => byId.get(id)!);
-        }
-        if (Date.now() > deadline) throw new Error(`${ids.length - finished.length} of ${ids.length} jobs not finished after ${timeoutMs} ms`);
-        await sleep(everyMs);
-      }
     },
     async close() {
       await stopWorkers();

@@ -43,6 +43,7 @@ import type { SafeFile } from '@scenecache/core';
 import { s3ClientOptionsFromSettings } from '@scenecache/storage';
 import type { SpawnedWorker } from '@scenecache/testing';
 import { REPO_ROOT, startBenchEnvironment, type BenchEnvironment } from '../bench-environment.js';
+import { waitForJobsDone } from '../bench-jobs.js';
 import { percentile } from '../measure/sample-stats.js';
 import type { BareUploadInput, BareUploadOutput } from '../baselines/bare-upload.js';
 import type { BenchContext, Figure, Scenario, ScenarioResult } from '../scenario.js';
@@ -231,7 +232,7 @@ async function runOurs(env: BenchEnvironment, worker: SpawnedWorker, product: st
   let ids: string[];
   try {
     ids = await env.enqueue([{ tenant_id: 'bench-download', scene_id: product, bands: ['B08'] }]);
-    rows = await env.waitForJobs(ids, 15 * 60_000, 50);
+    rows = await waitForJobsDone(env.db, ids, { timeoutMs: 15 * 60_000, everyMs: 50 });
   } catch (err) {
     await sampler.stop();
     throw err;

@@ -35,6 +35,7 @@ import { parseProductName, resolveBand } from '@scenecache/core';
 import { countUpstreamSlotsInUse } from '@scenecache/db';
 import type { LogLine } from '@scenecache/testing';
 import { REPO_ROOT, startBenchEnvironment, type DownloadRequest } from '../bench-environment.js';
+import { waitForJobsDone } from '../bench-jobs.js';
 import { percentile } from '../measure/sample-stats.js';
 import type { BenchContext, Figure, Scenario, ScenarioResult } from '../scenario.js';
 
@@ -262,7 +263,7 @@ export const scenario: Scenario = {
       try {
         ids = await env.enqueue(requests);
         ctx.log(`enqueued ${ids.length} jobs; waiting`);
-        rows = await env.waitForJobs(ids, 10 * 60_000, 50);
+        rows = await waitForJobsDone(env.db, ids, { timeoutMs: 10 * 60_000, everyMs: 50 });
       } finally {
         await Promise.all([locks.stop(), streams.stop()]);
       }
