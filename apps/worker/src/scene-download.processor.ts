@@ -264,7 +264,10 @@ async function runPipeline(
           });
           // An invalidation that committed while we downloaded: its bands were just dropped from the
           // row; delete their objects while we still hold the lock, so no job adopts them.
-          for (const band of Object.values(registered.discarded)) await store.deleteObject(settings.globalBucket, band.key);
+          // (The untrusted keys read before the download were deleted above already.)
+          for (const band of Object.values(registered.discarded)) {
+            if (!check.untrustedKeys.includes(band.key)) await store.deleteObject(settings.globalBucket, band.key);
+          }
           // Bands we meant to serve from the row we read are among them: run again (no attempt
           // spent), and the next run downloads them; what we just fetched is kept and counted.
           invalidatedMeanwhile = request.bands.some((b) => !fetched.bands.has(b.id) && registered.discarded[b.id] !== undefined);
