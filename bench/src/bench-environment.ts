@@ -5,7 +5,6 @@
  * (`buildApp`) on a free port, and worker processes spawned from `apps/worker/dist/main.js`
  * (several may run; each is followed through its pino JSON log).
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +13,7 @@ import { buildApp, createDownloadQueue, createProducerRedis } from '@scenecache/
 import { startCdseSim, type CdseSim, type CdseSimOptions } from '@scenecache/cdse-sim';
 import { createLogger, loadSettings, type Settings } from '@scenecache/core';
 import { createDb, dropDatabase, migrateToLatest, type DB } from '@scenecache/db';
-import { captureJsonLogs, startTestS3, type SpawnedWorker, type TestS3 } from '@scenecache/testing';
+import { captureJsonLogs, spawnProcessGroup, startTestS3, type SpawnedWorker, type TestS3 } from '@scenecache/testing';
 import type { Kysely } from 'kysely';
 
 /** The repository root (bench/dist → ../..). */
@@ -111,7 +110,7 @@ export async function startBenchEnvironment(options: BenchEnvironmentOptions = {
     apiUrl,
     async spawnWorkers(n, extra = {}) {
       const started = Array.from({ length: n }, () => {
-        const child = spawn(process.execPath, [resolve(REPO_ROOT, 'apps/worker/dist/main.js')], {
+        const child = spawnProcessGroup(process.execPath, [resolve(REPO_ROOT, 'apps/worker/dist/main.js')], {
           env: { ...process.env, ...env, ...extra },
           stdio: ['ignore', 'pipe', 'inherit'],
         });

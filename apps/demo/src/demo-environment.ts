@@ -4,29 +4,17 @@
  * (served by the API process when S3_ENDPOINT is unset) — then the API and the worker processes
  * are spawned with the resulting settings. Children log to `.data/demo/logs/*.log`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { startCdseSim, type CdseSim } from '@scenecache/cdse-sim';
 import { dropDatabase, migrateToLatest } from '@scenecache/db';
+import { freePort, killProcessGroup, spawnProcessGroup } from '@scenecache/testing';
 
 /** The repository root (apps/demo/dist → ../../..). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-
-/** A free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** What {@link startDemoEnvironment} started. */
 export interface DemoEnvironment {
@@ -51,9 +39,9 @@ export interface DemoEnvironmentOptions {
 
 function spawnLogged(name: string, script: string, env: Record<string, string>, logDir: string): ChildProcess {
   const out = createWriteStream(`${logDir}/${name}.log`);
-  const child = spawn(process.execPath, [resolve(REPO_ROOT, script)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.pipe(out);
-  child.stderr.pipe(out);
+  const child = spawnProcessGroup(process.execPath, [resolve(REPO_ROOT, script)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
   return child;
 }
 
@@ -76,7 +64,7 @@ async function stopChild(child: ChildProcess, graceMs = 15_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  const timer = setTimeout(() => killProcessGroup(child, 'SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
 }

@@ -32,8 +32,9 @@ const P_HAND_BACK = 'S2A_MSIL2A_20170827T105651_N0205_R094_T31WFN_20170827T10565
 const P_FORCED = 'S2A_MSIL1C_20171012T112111_N0205_R037_T29SQC_20171012T112713';
 
 /**
- * `GET path` on a worker's health port: the HTTP status, `refused` when nothing listens, or the
- * error's code for anything else (a timeout, a reset), which no assertion here accepts.
+ * `GET path` on a worker's health port: the HTTP status, `refused` when nothing listens, `reset`
+ * when the connection was closed without an answer (a probe in flight as the process exits), or
+ * the error's code for anything else (a timeout), which no assertion here accepts.
  */
 async function probe(port: number, path: string): Promise<number | string> {
   try {
@@ -42,21 +43,44 @@ async function probe(port: number, path: string): Promise<number | string> {
     return res.status;
   } catch (err) {
     const code = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-    return code === 'ECONNREFUSED' ? 'refused' : code;
+    if (code === 'ECONNREFUSED') return 'refused';
+    return code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' ? 'reset' : code;
   }
 }
 const readyz = (port: number) => probe(port, WORKER_HTTP_PATHS.readiness);
 const healthz = (port: number) => probe(port, WORKER_HTTP_PATHS.liveness);
 
-/** Poll `/healthz` every 50 ms until nothing listens any more; resolves with every answer, in order. */
-async function livenessUntilGone(port: number): Promise<(number | string)[]> {
-  const seen: (number | string)[] = [];
+/** One liveness probe: its answer and when it was sent (ms since the epoch). */
+interface Probe {
+  status: number | string;
+  sentAt: number;
+}
+
+/** Both ways a probe sees a process that is gone: nothing listens, or the socket closed under it. */
+const GONE = ['refused', 'reset'];
+
+/** Poll `/healthz` every 50 ms until the answer is not 200; resolves with every probe, in order. */
+async function livenessUntilGone(port: number): Promise<Probe[]> {
+  const seen: Probe[] = [];
   for (;;) {
+    const sentAt = Date.now();
     const status = await healthz(port);
-    seen.push(status);
+    seen.push({ status, sentAt });
     if (status !== 200) return seen;
     await sleep(50);
   }
+}
+
+/**
+ * Liveness held until the job's end and then the process was gone: every probe but the last
+ * answered 200, at least `minLive` of them were sent before `jobEndedAt` (ms, from the worker's
+ * log), and the last saw the process gone (refused or reset: a probe in flight at the exit sees
+ * either, both mean the same).
+ */
+function expectLiveUntilThenGone(seen: readonly Probe[], jobEndedAt: number, minLive: number): void {
+  expect(GONE).toContain(seen.at(-1)!.status);
+  expect(seen.slice(0, -1).map((p) => p.status)).toEqual(seen.slice(0, -1).map(() => 200));
+  expect(seen.filter((p) => p.status === 200 && p.sentAt <= jobEndedAt).length).toBeGreaterThanOrEqual(minLive);
 }
 
 /** SIGTERM `worker`, then poll `/readyz` until it fails; resolves with the time of the signal and the readiness status. */
@@ -71,6 +95,13 @@ async function terminate(worker: SpawnedWorker, port: number): Promise<{ signall
 /** Index of the first log line with message `msg` (-1 when none). */
 function logIndex(logs: readonly LogLine[], msg: string): number {
   return logs.findIndex((l) => l.msg === msg);
+}
+
+/** When the first log line with message `msg` was written (pino's ISO `time`, ms since the epoch). @throws when there is none. */
+function logTime(logs: readonly LogLine[], msg: string): number {
+  const line = logs[logIndex(logs, msg)];
+  if (!line) throw new Error(`no log line '${msg}'`);
+  return Date.parse(line.time as string);
 }
 
 describe('graceful shutdown of a worker process', () => {
@@ -129,11 +160,8 @@ describe('graceful shutdown of a worker process', () => {
     const elapsed = Date.now() - signalledAt;
     expect(exit).toEqual({ code: 0, signal: null });
     expect(elapsed).toBeLessThan(deadlineMs);
-    // Live all through the drain (many 200s: the download took seconds), then gone with the process.
-    const seen = await liveness;
-    expect(seen.at(-1)).toBe('refused');
-    expect(seen.slice(0, -1).every((s) => s === 200)).toBe(true);
-    expect(seen.length).toBeGreaterThan(2);
+    // Live all through the drain (many 200s before the job completed: the download took seconds), then gone with the process.
+    expectLiveUntilThenGone(await liveness, logTime(worker.logs, 'job completed'), 3);
 
     const row = await findJobById(h.db, id);
     expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', worker_id: workerIdOf(worker), attempts: 1, error_code: null });
@@ -170,16 +198,13 @@ describe('graceful shutdown of a worker process', () => {
     // Exit 0: the shutdown completed by itself (close-with-grace's timeout would exit 1).
     expect(exit).toEqual({ code: 0, signal: null });
     expect(elapsed).toBeLessThan(deadlineMs);
-    // Live through the drain and the cancellation, gone with the process.
-    const seen = await liveness;
-    expect(seen.at(-1)).toBe('refused');
-    expect(seen.slice(0, -1).every((s) => s === 200)).toBe(true);
+    // Live through the drain until the job was handed back, gone with the process.
     const { logs } = worker;
+    expectLiveUntilThenGone(await liveness, logTime(logs, 'job cancelled; handing it back'), 3);
     const cancelAt = logIndex(logs, 'shutdown deadline near: cancelling running jobs');
     expect(cancelAt).toBeGreaterThan(logIndex(logs, 'shutting down'));
     // Not before 80 % of the deadline (pino's ISO `time`; a timer never fires early, 5 ms for clock rounding).
-    const timeOf = (i: number) => Date.parse(logs[i]!.time as string);
-    expect(timeOf(cancelAt) - timeOf(logIndex(logs, 'shutting down'))).toBeGreaterThanOrEqual(deadlineMs * 0.8 - 5);
+    expect(logTime(logs, 'shutdown deadline near: cancelling running jobs') - logTime(logs, 'shutting down')).toBeGreaterThanOrEqual(deadlineMs * 0.8 - 5);
     expect(logIndex(logs, 'job cancelled; handing it back')).toBeGreaterThan(cancelAt);
     expect(logIndex(logs, 'could not hand the job back')).toBe(-1);
     expect(logs.filter((l) => l.msg === 'job failed' || l.msg === 'job attempt failed; will retry')).toEqual([]);

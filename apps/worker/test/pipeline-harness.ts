@@ -4,7 +4,7 @@
  * local Redis, cdse-sim (small files), the real API (buildApp) to enqueue through HTTP, and
  * workers either in this process or as spawned `apps/worker/dist/main.js` processes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { startCdseSim, type CdseSim, type CdseSimOptions } from '@scenecache/cdse-sim';
 import { createLogger, findBandFile, loadSettings, parseProductName, resolveBand, type SafeFile, type Settings } from '@scenecache/core';
 import { findJobById, type DownloadJobRow } from '@scenecache/db';
-import { captureJsonLogs, createTestDatabase, startTestS3, type SpawnedWorker, type TestS3 } from '@scenecache/testing';
+import { captureJsonLogs, createTestDatabase, killProcessGroup, spawnProcessGroup, startTestS3, type SpawnedWorker, type TestS3 } from '@scenecache/testing';
 import { buildApp } from '../../api/src/app.js';
 import { createDownloadQueue, createProducerRedis } from '../../api/src/download-queue.js';
 import { startWorkerRuntime, type WorkerRuntime } from '../src/worker-runtime.js';
@@ -105,7 +105,7 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
     },
     apiUrl,
     spawnWorker(extra = {}) {
-      const child = spawn(process.execPath, [resolve(REPO, 'apps/worker/dist/main.js')], {
+      const child = spawnProcessGroup(process.execPath, [resolve(REPO, 'apps/worker/dist/main.js')], {
         env: { ...process.env, ...env, LOG_LEVEL: 'info', ...extra },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
@@ -137,7 +137,7 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
         children.map(async (c) => {
           if (c.exitCode !== null || c.signalCode !== null) return;
           const exited = new Promise((r) => c.once('exit', r));
-          c.kill('SIGKILL');
+          killProcessGroup(c, 'SIGKILL');
           await exited;
         }),
       );

@@ -6,7 +6,6 @@
  * the compiled CLI (`npm run migrate -- down|to|status`) runs them and rejects bad arguments with
  * exit code 2 and a message naming the problem.
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { migrations } from '@scenecache/migrations';
@@ -21,7 +20,7 @@ import {
   migrationStatus,
   NO_MIGRATIONS_TARGET,
 } from '@scenecache/db';
-import { testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
+import { spawnProcessGroup, testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
 
 const ALL = Object.keys(migrations).sort();
 const CLI = fileURLToPath(new URL('../dist/migrate.cli.js', import.meta.url));
@@ -91,11 +90,11 @@ async function appliedNames(url: string): Promise<string[]> {
 function runCli(url: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const { NODE_OPTIONS: _ignored, ...inherited } = process.env;
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...inherited, LOG_LEVEL: 'info', DATABASE_URL: url } });
+    const child = spawnProcessGroup(process.execPath, [CLI, ...args], { env: { ...inherited, LOG_LEVEL: 'info', DATABASE_URL: url } });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });

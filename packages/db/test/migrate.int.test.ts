@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { migrations } from '@scenecache/migrations';
 import { createDb, dropDatabase, migrateDown, MigrationError, migrateToLatest } from '@scenecache/db';
-import { testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
+import { spawnProcessGroup, testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
 
 const ALL = Object.keys(migrations);
 const CLI = fileURLToPath(new URL('../dist/migrate.cli.js', import.meta.url));
@@ -40,10 +39,10 @@ async function tableNames(url: string): Promise<string[]> {
 function runCli(env: Record<string, string>, args: string[] = []): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const { NODE_OPTIONS: _ignored, ...inherited } = process.env;
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...inherited, LOG_LEVEL: 'info', ...env } });
+    const child = spawnProcessGroup(process.execPath, [CLI, ...args], { env: { ...inherited, LOG_LEVEL: 'info', ...env } });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, output }));
   });

@@ -7,4 +7,5 @@ export * from './advisory-locks.js';
 export * from './network.js';
 export * from './prometheus.js';
 export * from './spawned-process.js';
+export * from './process-group.js';
 export * from './finished-job.js';

@@ -3,6 +3,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { killProcessGroup } from './process-group.js';
 
 /** One pino JSON line of a spawned worker. */
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
@@ -17,7 +18,7 @@ export interface SpawnedWorker {
   waitForLog(match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** Resolves when the process has exited (immediately if it has). */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Send `signal` (default SIGKILL) and wait for the exit. */
+  /** Send `signal` (default SIGKILL; to the whole process group when the process leads one, see `spawnProcessGroup`) and wait for the exit. */
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -74,7 +75,8 @@ export function captureJsonLogs(child: ChildProcess): SpawnedWorker {
       });
     },
     async kill(signal = 'SIGKILL') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (signal === 'SIGKILL') killProcessGroup(child, signal);
+      else if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };
