@@ -28,6 +28,7 @@ COPY package.json package-lock.json .npmrc ./
 COPY packages/core/package.json packages/core/package.json
 COPY packages/db/package.json packages/db/package.json
 COPY packages/storage/package.json packages/storage/package.json
+COPY packages/global-cache/package.json packages/global-cache/package.json
 COPY packages/copernicus/package.json packages/copernicus/package.json
 COPY packages/cdse-sim/package.json packages/cdse-sim/package.json
 COPY packages/testing/package.json packages/testing/package.json
@@ -43,7 +44,7 @@ COPY packages packages
 COPY apps apps
 COPY migrations migrations
 # `npm run build` builds every project (the demo, the test helpers, the benchmarks too); the image
-# needs only these three and what they reference (core, db, migrations, storage, copernicus).
+# needs only these three and what they reference (core, db, migrations, storage, global-cache, copernicus).
 RUN ./node_modules/.bin/tsc -b apps/api apps/worker packages/cdse-sim
 
 # ---- runtime: production dependencies, compiled code, the files read at run time -----------------
@@ -59,6 +60,7 @@ COPY package.json package-lock.json .npmrc ./
 COPY packages/core/package.json packages/core/package.json
 COPY packages/db/package.json packages/db/package.json
 COPY packages/storage/package.json packages/storage/package.json
+COPY packages/global-cache/package.json packages/global-cache/package.json
 COPY packages/copernicus/package.json packages/copernicus/package.json
 COPY packages/cdse-sim/package.json packages/cdse-sim/package.json
 COPY packages/testing/package.json packages/testing/package.json
@@ -73,6 +75,7 @@ COPY --from=build /app/migrations/dist migrations/dist
 COPY --from=build /app/packages/core/dist packages/core/dist
 COPY --from=build /app/packages/db/dist packages/db/dist
 COPY --from=build /app/packages/storage/dist packages/storage/dist
+COPY --from=build /app/packages/global-cache/dist packages/global-cache/dist
 COPY --from=build /app/packages/copernicus/dist packages/copernicus/dist
 COPY --from=build /app/packages/cdse-sim/dist packages/cdse-sim/dist
 COPY --from=build /app/apps/api/dist apps/api/dist

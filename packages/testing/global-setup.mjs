@@ -5,9 +5,11 @@
 //
 // Environment: DATABASE_URL names the server (its database name is ignored), default
 // postgres://root@127.0.0.1:5432/test. SCENECACHE_TEST_TEMPLATE_REBUILD=1 forces a rebuild.
-import { dropDatabase, ensureTemplateDatabase, withDatabaseName, withMaintenanceClient } from '../db/dist/index.js';
+import { dropDatabase, ensureTemplateDatabase, migrationsFingerprint, withDatabaseName, withMaintenanceClient } from '../db/dist/index.js';
 
-const TEMPLATE = 'scenecache_test_template'; // = TEST_TEMPLATE_DATABASE
+// = TEST_TEMPLATE_DATABASE + the migrations' fingerprint; test files read the name from the
+// environment (testTemplateDatabase()), which jest's workers inherit from this process.
+const TEMPLATE = `scenecache_test_template_${migrationsFingerprint().slice(0, 16)}`;
 const TEST_DB = /^scenecache_t_([0-9a-z]+)_/; // = uniqueTestDatabaseName() (+ any suffix)
 const STALE_AFTER_MS = 6 * 3600_000; // no test run lasts this long
 
@@ -15,6 +17,7 @@ export default async function globalSetup() {
   const base = process.env.DATABASE_URL || 'postgres://root@127.0.0.1:5432/test';
   const rebuild = process.env.SCENECACHE_TEST_TEMPLATE_REBUILD === '1';
   await ensureTemplateDatabase(withDatabaseName(base, TEMPLATE), { rebuild });
+  process.env.SCENECACHE_TEST_TEMPLATE_DATABASE = TEMPLATE;
 
   const names = await withMaintenanceClient(base, async (client) => {
     const { rows } = await client.query(`SELECT datname FROM pg_database WHERE datname LIKE 'scenecache\\_t\\_%'`);

@@ -36,6 +36,8 @@ export const jobSchema = enqueuedJobSchema.extend({
   attempts: z.number().int(),
   /** Times the job was delayed waiting for another job's download or an upstream slot. */
   waits: z.number().int(),
+  /** While the job is delayed: what it waits for (`band_download`, `upstream_slot`, `upstream_budget`, `product_preparation`); null otherwise. */
+  waiting_for: z.string().nullable(),
   error: z.object({ code: z.string(), message: z.string() }).nullable(),
   enqueued_at: z.iso.datetime(),
   started_at: z.iso.datetime().nullable(),
@@ -78,6 +80,7 @@ export function toJobView(row: DownloadJobRow): JobView {
     message: row.message,
     attempts: row.attempts,
     waits: row.waits,
+    waiting_for: row.status === 'queued' ? row.waiting_for : null,
     error: row.error_code === null ? null : { code: row.error_code, message: row.error_message ?? '' },
     enqueued_at: row.enqueued_at.toISOString(),
     started_at: row.started_at?.toISOString() ?? null,

@@ -159,6 +159,7 @@ describe('GET /v1/downloads/:id', () => {
       message: null,
       attempts: 0,
       waits: 0,
+      waiting_for: null,
       error: null,
       enqueued_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) as string,
       started_at: null,

@@ -103,12 +103,12 @@ describe('GET /v1/fleet (open dev mode)', () => {
       expect(await locks.upstreamSlotsInUse(api.settings.upstreamConcurrency)).toBe(2);
 
       // A third slot taken directly by name on a plain connection counts too (unless it is one of the two).
-      const held = new Set(leases.map((l) => l.upstreamSlot).filter((s) => s !== undefined));
+      const held = new Set(leases.flatMap((l) => l.upstreamSlots));
       const free = [0, 1, 2, 3].find((s) => !held.has(s))!;
       await lockByName(raw, upstreamSlotLockName(free));
       expect((await api.request('GET', '/v1/fleet')).body.upstream_slots).toEqual({ in_use: 3, limit: 4 });
 
-      await leases[1]!.releaseUpstreamSlot();
+      await leases[1]!.releaseUpstreamSlot(leases[1]!.upstreamSlots[0]!);
       expect((await api.request('GET', '/v1/fleet')).body.upstream_slots).toEqual({ in_use: 2, limit: 4 });
     } finally {
       await Promise.all(leases.map((l) => l.release()));

@@ -1,15 +1,20 @@
 /**
  * The scene download processor: one BullMQ job = one tenant's bands of one product (DESIGN.md,
- * "The pipeline"). In short:
+ * "The pipeline"). It reads as the seven steps, each a named function returning a value:
  *
- * 1. validate the payload (bad input fails at once, no retries);
- * 2. ask the global cache (HEAD-verified) which bands it serves;
- * 3. for the missing ones take the scene's advisory lock, re-check under it, take an upstream slot
- *    — and when either is busy, register as a waiter and get out of the way (delayed);
- * 4. stream each missing band from CDSE into the global bucket, verified against the manifest;
- * 5. register the bands in one statement, release slot and lock, wake the waiters;
- * 6. server-side copy every requested band into the tenant bucket;
- * 7. record the result in `download_jobs` and return it.
+ * 1. {@link validatePayload} — bad input fails at once, no retries;
+ * 2. {@link readCache} — which bands the global cache serves (HEAD-verified);
+ * 3. {@link claimDownloads} — the product's scene lock (shared; exclusive for a moment to reset an
+ *    invalidated product or read its metadata from CDSE once), the band lock of each missing
+ *    (product, band) file, the transfer budget, and one fair upstream slot per file; what cannot
+ *    be had now is left as targets to wait for;
+ * 4. {@link downloadBands} — every claimed file at once, each streamed from CDSE into the global
+ *    bucket and verified against the manifest (or a verified object left by an earlier run adopted);
+ * 5. registering each band as soon as it is stored (inside step 4, {@link storeAndRegisterBand}),
+ *    then releasing its band lock and slot and waking whoever waits for them;
+ *    ({@link getOutOfTheWay} when some bands are still downloaded by others or wait for a slot);
+ * 6. {@link fanOut} — server-side copy of every requested band into the tenant bucket;
+ * 7. {@link recordResult} — `tenant_scenes`, the reuse counter, and the job's result.
  */
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
@@ -17,7 +22,6 @@ import {
   downloadJobDataSchema,
   failpoint,
   findBandFile,
-  sceneStoragePath,
   ScenecacheError,
   toScenecacheError,
   UpstreamError,
@@ -27,32 +31,35 @@ import {
   type DownloadJobData,
   type DownloadJobResult,
   type Logger,
+  type SafeFile,
   type Settings,
   type ValidatedDownload,
 } from '@scenecache/core';
 import {
-  findScene,
+  findUpstreamProduct,
   isConnectionError,
-  markBandsInvalid,
   markJobActive,
   markJobCompleted,
   markJobFailed,
   markJobRequeued,
   recordCacheHit,
   recordJobWait,
-  registerBands,
+  recordUpstreamTransfer,
+  storeUpstreamProduct,
   upsertTenantScene,
+  upstreamWindow,
   type AdvisoryLocks,
   type CachedBand,
   type DB,
   type SceneLease,
+  type UpstreamProduct,
 } from '@scenecache/db';
 import type { CdseClient } from '@scenecache/copernicus';
+import { bandObjectKey, bandObjectMetadata, type CacheRead, type GlobalCache } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import { transferBand } from './band-transfer.js';
-import { checkCachedBands, type CacheCheck } from './cached-bands.js';
-import type { SceneWaiters, WaitTarget } from './scene-waiters.js';
-import { copyToTenant } from './tenant-copy.js';
+import { waitingForOf, type SceneWaiters, type WaitTarget } from './scene-waiters.js';
+import { copyToTenant, type TenantCopy } from './tenant-copy.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** Everything the processor needs; built once per worker process. */
@@ -61,6 +68,8 @@ export interface WorkerDeps {
   db: Kysely<DB>;
   locks: AdvisoryLocks;
   store: ObjectStore;
+  /** The global cache (table and bucket). */
+  cache: GlobalCache;
   cdse: CdseClient;
   waiters: SceneWaiters;
   logger: Logger;
@@ -72,16 +81,55 @@ export interface WorkerDeps {
 
 type SceneJob = Job<DownloadJobData, DownloadJobResult>;
 
-/** Whether a job run took an upstream slot, or went to wait for one. */
-interface SlotUse {
-  used: boolean;
-  waiting: boolean;
+/** One run of one job: what every step reads. */
+interface JobRun {
+  deps: WorkerDeps;
+  job: SceneJob;
+  token: string | undefined;
+  /** Aborted when the job is cancelled (shutdown, lost BullMQ lock). */
+  signal: AbortSignal;
+  request: ValidatedDownload;
+  log: Logger;
+  startedAt: Date;
+  /** Woken for a freed upstream slot: may take one slot even while others wait (see SceneWaiters). */
+  baton: boolean;
 }
 
-/** Bands fetched (or adopted) from upstream by this job. */
-interface Fetched {
+/** A band file this run will put in the global bucket: streamed from CDSE, or adopted. */
+interface ClaimedFile {
+  band: Band;
+  file: SafeFile;
+  key: string;
+  /** The upstream slot it streams on; `undefined` when a verified object is adopted. */
+  slot: number | undefined;
+  /** The job that stored the adopted object (adoption only). */
+  adoptedFrom?: string | undefined;
+  adoptedEtag?: string;
+}
+
+/** What step 3 got: files to put in the bucket now, bands cached meanwhile, what to wait for. */
+interface Claim {
+  /** Holds the scene lock (shared), the claimed files' band locks and slots; none when the scene lock was not to be had. */
+  lease: SceneLease | undefined;
+  metadata: UpstreamProduct | undefined;
+  files: ClaimedFile[];
+  /** Bands found registered on the re-read under the lock. */
+  cachedMeanwhile: ReadonlyMap<string, CachedBand>;
+  /** What the job waits for once the claimed files are in (empty: nothing). */
+  waitFor: WaitTarget[];
+  /**
+   * Whether the run's slot baton is spent: it went into a slot, or the run queues for a slot
+   * again (then the baton is not passed on: every waiter would run in turn only to queue again).
+   */
+  batonUsed: boolean;
+}
+
+/** What step 4 put in the bucket and the table. */
+interface Downloaded {
+  /** Bands registered by this run, by band id. */
   bands: Map<string, CachedBand>;
-  bytes: number;
+  /** The product was invalidated while its bands streamed: nothing could be registered. */
+  invalidatedMeanwhile: boolean;
 }
 
 /** Build the BullMQ processor function `(job, token, signal) → result`. */
@@ -94,9 +142,9 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
     const attempt = job.attemptsMade + 1;
     // Woken for a freed upstream slot? Then the slot must not idle if this job does not take it.
     const baton = await deps.waiters.takeSlotBaton(jobId);
-    const slot: SlotUse = { used: false, waiting: false };
+    let batonUsed = false;
     try {
-      const request = parseJob(job, settings.tenantBucketPrefix);
+      const request = validatePayload(job, settings.tenantBucketPrefix);
       const activeRow = await markJobActive(db, {
         id: jobId,
         tenantId: request.tenantId,
@@ -105,8 +153,8 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
         workerId: deps.workerId,
         attempt,
       });
-      const startedAt = activeRow.started_at ?? new Date();
-      const result = await runPipeline(deps, job, token, signal ?? new AbortController().signal, request, log, startedAt, slot);
+      const run: JobRun = { deps, job, token, signal: signal ?? new AbortController().signal, request, log, startedAt: activeRow.started_at ?? new Date(), baton };
+      const result = await runPipeline(run, () => (batonUsed = true));
       await markJobCompleted(db, jobId, result, deps.workerId);
       deps.metrics?.jobCompleted(result);
       log.info({ cacheStatus: result.cache_status, bandsDownloaded: result.bands_downloaded, bandsReused: result.bands_reused, durationMs: result.duration_ms }, 'job completed');
@@ -117,7 +165,7 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
         // Cancelled (shutdown, or our job lock was lost): hand the job back without spending an
         // attempt. With a lost lock the move fails and the stalled check hands it back instead.
         log.warn({ reason: String(signal.reason) }, 'job cancelled; handing it back');
-        return handBack(deps, job, token, 0, log, { recordInDb: true });
+        return await handBack(deps, job, token, 0, log, { recordInDb: true });
       }
       if (isDependencyUnavailable(err)) {
         // Postgres (or another service of ours) is unreachable: not the job's fault. Come back
@@ -125,29 +173,361 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
         // every attempt within seconds and fail the job where the failure cannot even be recorded.
         const delayMs = Math.max(settings.jobBackoffMs, 1_000) * (1 + Math.random());
         log.warn({ err, delayMs: Math.round(delayMs) }, 'a dependency is unavailable; job delayed');
-        return handBack(deps, job, token, delayMs, log, { recordInDb: false });
+        return await handBack(deps, job, token, delayMs, log, { recordInDb: false });
       }
       const e = toScenecacheError(err);
       if (e.code === 'upstream_rate_limited') {
         // A 429 is a rate limit, not a failure: come back later without spending an attempt.
         const retryAfterMs = (e instanceof UpstreamError ? e.retryAfterMs : undefined) ?? 10_000;
         log.warn({ retryAfterMs }, 'upstream rate limited; job delayed');
-        return handBack(deps, job, token, retryAfterMs + Math.random() * retryAfterMs, log, { recordInDb: true });
+        return await handBack(deps, job, token, retryAfterMs + Math.random() * retryAfterMs, log, { recordInDb: true });
       }
       const final = !e.retryable || attempt >= (job.opts.attempts ?? 1);
       log.error({ err: e, code: e.code, attempt, final }, final ? 'job failed' : 'job attempt failed; will retry');
-      await recordFailure(deps, job, attempt, e.code, e.message, final).catch((dbErr: unknown) =>
-        log.error({ err: dbErr }, 'could not record the failure'),
-      );
+      await recordFailure(deps, job, attempt, e.code, e.message, final).catch((dbErr: unknown) => log.error({ err: dbErr }, 'could not record the failure'));
       if (final) deps.metrics?.jobFailed();
       if (!e.retryable) throw new UnrecoverableError(`${e.code}: ${e.message}`);
       throw e;
     } finally {
-      if (baton && !slot.used && !slot.waiting) {
-        await deps.waiters.wake({ kind: 'upstream-slot' }, 1).catch((err: unknown) => log.warn({ err }, 'could not pass the slot wake-up on'));
+      if (baton && !batonUsed) {
+        await deps.waiters.wakeSlotWaiters(1).catch((err: unknown) => log.warn({ err }, 'could not pass the slot wake-up on'));
       }
     }
   };
+}
+
+/** Steps 2–7 of one run; `onBatonUsed` is called when the run's slot baton is spent (see {@link Claim.batonUsed}). */
+async function runPipeline(run: JobRun, onBatonUsed: () => void): Promise<DownloadJobResult> {
+  const read = await readCache(run);
+  let cached: ReadonlyMap<string, CachedBand> = read.cached;
+  if (read.missing.length > 0) {
+    const claim = await claimDownloads(run, read);
+    if (claim.batonUsed) onBatonUsed();
+    let downloaded: Downloaded;
+    try {
+      downloaded = await downloadBands(run, claim);
+    } finally {
+      await releaseClaim(run, claim);
+    }
+    if (downloaded.invalidatedMeanwhile) {
+      // Its bands were stored but the row was invalidated meanwhile: run again (no attempt spent);
+      // the next run resets the product and downloads them.
+      run.log.info('the product was invalidated during the download: running again');
+      return handBack(run.deps, run.job, run.token, 0, run.log, { recordInDb: true });
+    }
+    if (claim.waitFor.length > 0) return getOutOfTheWay(run, claim.waitFor);
+    cached = new Map([...read.cached, ...claim.cachedMeanwhile, ...downloaded.bands]);
+  }
+  const bands = requestedEntries(run, cached);
+  const copy = await fanOut(run, bands);
+  return recordResult(run, bands, copy);
+}
+
+/**
+ * Step 1: the payload's shape (zod) and meaning (product name, bands, tenant id).
+ * @throws ValidationError `invalid_payload` (and the codes of `validateDownload`), not retried.
+ */
+function validatePayload(job: SceneJob, tenantBucketPrefix: string): ValidatedDownload {
+  const parsed = downloadJobDataSchema.safeParse(job.data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join('.') || 'data';
+    throw new ValidationError('invalid_payload', `job data ${field}: ${issue.message}`, field);
+  }
+  return validateDownload(parsed.data, tenantBucketPrefix);
+}
+
+/** Step 2: what the global cache serves of the requested bands, without any lock. */
+function readCache(run: JobRun): Promise<CacheRead> {
+  return run.deps.cache.read(run.request.product.sceneId, run.request.bands, run.log);
+}
+
+/**
+ * Step 3: claim what this run can download now.
+ *
+ * - The product's scene lock: shared, so other jobs download its other bands at the same time;
+ *   exclusive first when the product must be prepared (its row was invalidated: reset it; its
+ *   metadata is not stored yet: look it up and read `manifest.safe` — once per product, for every
+ *   job), then downgraded to shared without letting go. Not to be had → wait for the scene.
+ * - Re-read the cache under the lock (double-checked): bands registered meanwhile are served.
+ * - Each missing band's lock. Held by another job → wait for that band.
+ * - A verified object already at a claimed band's key is adopted: no slot, no upstream byte.
+ * - The monthly transfer budget: a file that would take the window past it is not started → wait.
+ * - One upstream slot per remaining file, as many as are free — but while other jobs wait for
+ *   slots only the one slot this run's wake-up baton stands for (fair hand-out, see SceneWaiters).
+ *   No slot → release that band's lock and wait for a slot.
+ *
+ * On any error everything taken is released before the error propagates.
+ */
+async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
+  const { deps, request, log } = run;
+  const { settings, locks, cache, waiters } = deps;
+  const { product } = request;
+  const sceneId = product.sceneId;
+  let metadata = await findUpstreamProduct(deps.db, sceneId);
+  const prepare = metadata === undefined || read.invalidated;
+  const mode = prepare ? 'exclusive' : 'shared';
+  const lease = await locks.tryAcquireScene(sceneId, mode);
+  const claim: Claim = { lease, metadata, files: [], cachedMeanwhile: new Map(), waitFor: [], batonUsed: false };
+  if (!lease) {
+    claim.waitFor.push({ kind: 'scene', sceneId, mode });
+    return claim;
+  }
+  try {
+    if (prepare) {
+      await cache.resetInvalidated(sceneId, log);
+      metadata ??= await fetchUpstreamProduct(run);
+      claim.metadata = metadata;
+      await lease.downgradeToShared();
+    }
+    await failpoint(settings.failpoints, 'scene-locked', log);
+    // Double-checked: other jobs may have registered some of our bands meanwhile.
+    const again = await cache.read(sceneId, read.missing, log);
+    claim.cachedMeanwhile = again.cached;
+    const files = again.missing.map((band) => ({ band, file: bandFileOf(metadata!, band, run) }));
+
+    const toStream: Array<{ band: Band; file: SafeFile; key: string }> = [];
+    for (const { band, file } of files) {
+      if (!(await lease.tryLockBand(band.id))) {
+        claim.waitFor.push({ kind: 'band', sceneId, bandId: band.id });
+        continue;
+      }
+      const key = bandObjectKey(product, file);
+      const adoptable = await cache.findAdoptable(key, file);
+      if (adoptable) claim.files.push({ band, file, key, slot: undefined, adoptedFrom: adoptable.jobId, adoptedEtag: adoptable.etag });
+      else toStream.push({ band, file, key });
+    }
+
+    const withinBudget = await filesWithinBudget(run, toStream);
+    const slotWaitersExist = toStream.length > 0 && (await waiters.hasSlotWaiters());
+    let allowance = slotWaitersExist ? (run.baton ? 1 : 0) : toStream.length;
+    for (const f of toStream) {
+      const slot = withinBudget.has(f) && allowance > 0 ? await lease.tryAcquireUpstreamSlot(settings.upstreamConcurrency) : undefined;
+      if (slot !== undefined) {
+        allowance--;
+        if (run.baton) claim.batonUsed = true;
+        claim.files.push({ ...f, slot });
+        continue;
+      }
+      await lease.unlockBand(f.band.id);
+      const target: WaitTarget = withinBudget.has(f) ? { kind: 'upstream-slot', tenantId: request.tenantId, priority: run.job.opts.priority ?? 0 } : { kind: 'upstream-budget' };
+      if (target.kind === 'upstream-slot') claim.batonUsed = true;
+      if (!claim.waitFor.some((t) => t.kind === target.kind)) claim.waitFor.push(target);
+    }
+    return claim;
+  } catch (err) {
+    await releaseClaim(run, claim);
+    throw err;
+  }
+}
+
+/** The manifest entry of a band. @throws ScenecacheError `band_not_in_product` (not retried). */
+function bandFileOf(metadata: UpstreamProduct, band: Band, run: JobRun): SafeFile {
+  const file = findBandFile(metadata.files, band);
+  if (!file) {
+    throw new ScenecacheError('band_not_in_product', `${run.request.product.sceneId} has no ${band.id} file in its manifest`, { retryable: false, httpStatus: 404 });
+  }
+  return file;
+}
+
+/**
+ * The product's catalogue entry and manifest, read from CDSE and stored for every later job (the
+ * caller holds the scene lock exclusive, so one job per product does this).
+ * @throws UpstreamError from the lookup or the manifest.
+ */
+async function fetchUpstreamProduct(run: JobRun): Promise<UpstreamProduct> {
+  const { cdse, db } = run.deps;
+  const { product } = run.request;
+  const entry = await cdse.lookupProduct(product, { signal: run.signal });
+  const files = await cdse.getManifest(entry.Id, product.safeName, { signal: run.signal });
+  run.log.info({ cdseProductId: entry.Id, files: files.length }, 'product metadata read from CDSE');
+  return storeUpstreamProduct(db, { sceneId: product.sceneId, cdseProductId: entry.Id, product: { ...entry }, files });
+}
+
+/**
+ * The files (of `files`, in order) whose download fits in the rolling 30-day transfer budget
+ * (`UPSTREAM_MONTHLY_BYTES`) next to what the fleet started in the window.
+ */
+async function filesWithinBudget<T extends { file: SafeFile }>(run: JobRun, files: readonly T[]): Promise<Set<T>> {
+  if (files.length === 0) return new Set();
+  const window = await upstreamWindow(run.deps.db);
+  let used = window.bytes;
+  const fits = new Set<T>();
+  for (const f of files) {
+    if (used + f.file.size > run.deps.settings.upstreamMonthlyBytes) break;
+    used += f.file.size;
+    fits.add(f);
+  }
+  if (fits.size < files.length) run.log.warn({ windowBytes: window.bytes, budget: run.deps.settings.upstreamMonthlyBytes, freesAt: window.oldestLeavesAt }, 'monthly upstream transfer budget reached: downloads wait');
+  return fits;
+}
+
+/**
+ * Steps 4 and 5: put every claimed file in the global bucket at once — streamed from CDSE on its
+ * slot, or adopted — and register each band as soon as it is there. Every file runs to its end
+ * (success or failure) before the first failure is rethrown, so what could be stored is kept.
+ */
+async function downloadBands(run: JobRun, claim: Claim): Promise<Downloaded> {
+  const downloaded: Downloaded = { bands: new Map(), invalidatedMeanwhile: false };
+  if (claim.files.length === 0) return downloaded;
+  const lease = claim.lease!;
+  if (claim.files.some((f) => f.slot !== undefined)) {
+    run.log.info({ slots: claim.files.flatMap((f) => (f.slot === undefined ? [] : [f.slot])), bands: claim.files.map((f) => f.band.id) }, 'downloading from upstream');
+  }
+  const outcomes = await Promise.allSettled(claim.files.map((f) => storeAndRegisterBand(run, claim.metadata!, lease, f)));
+  for (const [i, outcome] of outcomes.entries()) {
+    if (outcome.status === 'rejected') continue;
+    if (outcome.value === 'invalidated') downloaded.invalidatedMeanwhile = true;
+    else downloaded.bands.set(claim.files[i]!.band.id, outcome.value);
+  }
+  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  if (failed) throw failed.reason;
+  return downloaded;
+}
+
+/**
+ * One file: stream it (counting the transfer against the budget and the tenant's fair share) or
+ * adopt it, register it while the lock is provably ours, then release its slot and band lock and
+ * wake the next slot waiter and the band's waiters.
+ * @returns the registered entry, or `invalidated` when the row was invalidated meanwhile.
+ */
+async function storeAndRegisterBand(run: JobRun, metadata: UpstreamProduct, lease: SceneLease, f: ClaimedFile): Promise<CachedBand | 'invalidated'> {
+  const { deps, request, job } = run;
+  const { settings, cache, waiters } = deps;
+  const bandLog = run.log.child({ band: f.band.id, bytes: f.file.size });
+  try {
+    let entry: CachedBand;
+    if (f.slot === undefined) {
+      bandLog.info({ key: f.key, storedBy: f.adoptedFrom }, 'adopting a verified object left by an earlier attempt');
+      // Bytes this job fetched: all of them when an earlier run of this job stored it, none when another job did.
+      entry = bandEntry(f, f.adoptedEtag!, undefined, job.id!, f.adoptedFrom === job.id ? f.file.size : 0);
+    } else {
+      const t0 = Date.now();
+      await recordUpstreamTransfer(deps.db, { sceneId: request.product.sceneId, band: f.band.id, tenantId: request.tenantId, jobId: job.id!, bytes: f.file.size });
+      await waiters.chargeUpstreamService(request.tenantId, f.file.size);
+      const { uploadId, metadata: objectMetadata } = bandObjectMetadata(f.file, job.id!);
+      const signal = AbortSignal.any([run.signal, lease.signal]);
+      const etag = await transferBand({ cdse: deps.cdse, store: deps.store, productId: metadata.cdseProductId, safeName: request.product.safeName, file: f.file, bucket: cache.bucket, key: f.key, metadata: objectMetadata, signal, logger: bandLog });
+      deps.metrics?.upstreamFile(f.file.size);
+      bandLog.info({ ms: Date.now() - t0, slot: f.slot }, 'band stored in the global bucket');
+      entry = bandEntry(f, etag, uploadId, job.id!, f.file.size);
+    }
+    await failpoint(settings.failpoints, 'bands-stored', bandLog);
+    lease.throwIfLost();
+    const outcome = await cache.registerBand({ product: request.product, cdseProductId: metadata.cdseProductId, bandId: f.band.id, entry });
+    await failpoint(settings.failpoints, 'bands-registered', bandLog);
+    return outcome === 'registered' ? entry : 'invalidated';
+  } finally {
+    if (f.slot !== undefined) {
+      await lease.releaseUpstreamSlot(f.slot).catch((err: unknown) => bandLog.warn({ err }, 'could not release the upstream slot'));
+      // One slot was freed: one slot waiter, the fairest, not all of them.
+      await waiters.wakeSlotWaiters(1).catch((err: unknown) => bandLog.warn({ err }, 'could not wake a slot waiter'));
+    }
+    await lease.unlockBand(f.band.id).catch((err: unknown) => bandLog.warn({ err }, 'could not release the band lock'));
+    await waiters.wake({ kind: 'band', sceneId: request.product.sceneId, bandId: f.band.id }).catch((err: unknown) => bandLog.warn({ err }, 'could not wake the band waiters'));
+  }
+}
+
+/** The cache entry of a band stored (or adopted) by `jobId`. */
+function bandEntry(f: ClaimedFile, etag: string, uploadId: string | undefined, jobId: string, downloadedBytes: number): CachedBand {
+  return {
+    key: f.key,
+    size: f.file.size,
+    sha3_256: f.file.sha3_256,
+    etag,
+    safe_path: f.file.path,
+    registered_at: new Date().toISOString(),
+    job_id: jobId,
+    ...(uploadId === undefined ? {} : { upload_id: uploadId }),
+    downloaded_bytes: downloadedBytes,
+  };
+}
+
+/** Release the claim's scene lease (every lock on it) and wake the jobs waiting for the scene lock. */
+async function releaseClaim(run: JobRun, claim: Claim): Promise<void> {
+  if (!claim.lease) return;
+  await claim.lease.release();
+  await run.deps.waiters.wake({ kind: 'scene', sceneId: run.request.product.sceneId, mode: 'exclusive' });
+}
+
+/** Every requested band's entry, cached or just registered. @throws ScenecacheError `internal` when one is neither. */
+function requestedEntries(run: JobRun, cached: ReadonlyMap<string, CachedBand>): Map<string, CachedBand> {
+  const all = new Map<string, CachedBand>();
+  for (const band of run.request.bands) {
+    const entry = cached.get(band.id);
+    if (!entry) throw new ScenecacheError('internal', `band ${band.id} neither cached nor fetched`, { retryable: true });
+    all.set(band.id, entry);
+  }
+  return all;
+}
+
+/** Step 6: server-side copy every requested band into the tenant bucket. */
+function fanOut(run: JobRun, bands: ReadonlyMap<string, CachedBand>): Promise<TenantCopy> {
+  const { store, settings } = run.deps;
+  return copyToTenant(store, settings.globalBucket, run.request.tenantBucket, bands, () => failpoint(settings.failpoints, 'tenant-copied', run.log));
+}
+
+/**
+ * Step 7: upsert `tenant_scenes`, count the cache hit, and build the result. A band counts as
+ * downloaded by this job when this job (this run or an earlier one) registered it having fetched
+ * its bytes; a band adopted from another job's upload, or registered by another job, is reused.
+ */
+async function recordResult(run: JobRun, bands: ReadonlyMap<string, CachedBand>, copy: TenantCopy): Promise<DownloadJobResult> {
+  const { db } = run.deps;
+  const { request, job } = run;
+  const sceneId = request.product.sceneId;
+  const fetchedBytes = (e: CachedBand) => (e.job_id === job.id ? (e.downloaded_bytes ?? e.size) : 0);
+  const bandsDownloaded = request.bands.filter((b) => fetchedBytes(bands.get(b.id)!) > 0).map((b) => b.id);
+  const bandsReused = request.bands.filter((b) => fetchedBytes(bands.get(b.id)!) === 0).map((b) => b.id);
+  const bytesDownloaded = request.bands.reduce((sum, b) => sum + fetchedBytes(bands.get(b.id)!), 0);
+  await upsertTenantScene(db, { tenantId: request.tenantId, sceneId, bucket: request.tenantBucket, bands: copy.keys });
+  if (bandsReused.length > 0) await recordCacheHit(db, sceneId);
+  const cacheStatus = bandsDownloaded.length > 0 ? 'downloaded' : 'reused';
+  return {
+    scene_id: sceneId,
+    tenant_id: request.tenantId,
+    cache_status: cacheStatus,
+    bands_downloaded: bandsDownloaded,
+    bands_reused: bandsReused,
+    bytes_downloaded: bytesDownloaded,
+    bytes_copied: copy.bytesCopied,
+    objects: copy.objects,
+    duration_ms: Date.now() - run.startedAt.getTime(),
+    message:
+      cacheStatus === 'reused'
+        ? `served ${bandsReused.length} band(s) from the cache`
+        : `downloaded ${bandsDownloaded.length} band(s) from upstream, reused ${bandsReused.length}`,
+  };
+}
+
+/**
+ * Get out of the way: delay the job (freeing the worker slot; no connection is held), register
+ * as a waiter of every target, then re-check each — if what we wait for was released between our
+ * failed try and our registration, nobody will wake us, so we wake ourselves (or, for a slot, the
+ * fairest waiter). Delayed *before* registering: a waker takes a registration for good, and a
+ * promote of a job that is not delayed yet fails, so a registration taken before the delay would
+ * be a lost wake-up. A budget waiter is delayed until the window frees up (at most the fallback
+ * delay × 12), nobody wakes it earlier.
+ */
+async function getOutOfTheWay(run: JobRun, targets: readonly WaitTarget[]): Promise<never> {
+  const { deps, job, token, log } = run;
+  const { settings, locks, waiters } = deps;
+  const jobId = job.id!;
+  const sceneId = run.request.product.sceneId;
+  await recordJobWait(deps.db, jobId, waitingForOf(targets[0]!));
+  const budgetOnly = targets.every((t) => t.kind === 'upstream-budget');
+  await job.moveToDelayed(Date.now() + (budgetOnly ? settings.waiterFallbackDelayMs * 12 : settings.waiterFallbackDelayMs), token);
+  for (const target of targets) {
+    await waiters.register(target, jobId);
+    deps.metrics?.lockWait(target.kind);
+  }
+  for (const target of targets) {
+    if (target.kind === 'band' && (await locks.isBandFree(sceneId, target.bandId))) await waiters.promote(jobId);
+    else if (target.kind === 'scene' && (await locks.isSceneFree(sceneId, target.mode))) await waiters.promote(jobId);
+    else if (target.kind === 'upstream-slot' && (await locks.isAnyUpstreamSlotFree(settings.upstreamConcurrency))) await waiters.wakeSlotWaiters(1);
+  }
+  log.debug({ waitingFor: targets.map(waitingForOf) }, 'waiting; delayed');
+  throw new DelayedError();
 }
 
 /**
@@ -196,206 +576,4 @@ async function recordFailure(deps: WorkerDeps, job: SceneJob, attempt: number, c
     attempt,
   });
   await markJobFailed(deps.db, job.id!, { code, message, attempt, final });
-}
-
-/** Step 1: the payload's shape (zod) and meaning (product name, bands, tenant id). */
-function parseJob(job: SceneJob, tenantBucketPrefix: string): ValidatedDownload {
-  const parsed = downloadJobDataSchema.safeParse(job.data);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const field = issue.path.join('.') || 'data';
-    throw new ValidationError('invalid_payload', `job data ${field}: ${issue.message}`, field);
-  }
-  return validateDownload(parsed.data, tenantBucketPrefix);
-}
-
-async function runPipeline(
-  deps: WorkerDeps,
-  job: SceneJob,
-  token: string | undefined,
-  jobSignal: AbortSignal,
-  request: ValidatedDownload,
-  log: Logger,
-  startedAt: Date,
-  slotUse: SlotUse,
-): Promise<DownloadJobResult> {
-  const { settings, db, locks, store, waiters } = deps;
-  const { product } = request;
-  const sceneId = product.sceneId;
-
-  // Step 2: what the cache serves without any lock.
-  let check = await readCache(deps, sceneId, request.bands, log);
-
-  let fetched: Fetched & { productId?: string } = { bands: new Map(), bytes: 0 };
-  let invalidatedMeanwhile = false;
-  if (check.missing.length > 0) {
-    // Step 3: become the scene's downloader, or get out of the way.
-    const lease = await locks.tryAcquireScene(sceneId);
-    if (!lease) return getOutOfTheWay(deps, job, token, { kind: 'scene', sceneId }, () => locks.isSceneFree(sceneId), log);
-    try {
-      await failpoint(settings.failpoints, 'scene-locked', log);
-      // Double-checked: the previous holder may have registered our bands meanwhile.
-      check = await readCache(deps, sceneId, request.bands, log);
-      if (check.missing.length > 0) {
-        const slot = await lease.tryAcquireUpstreamSlot(settings.upstreamConcurrency);
-        if (slot === undefined) {
-          slotUse.waiting = true;
-        } else {
-          slotUse.used = true;
-          log.info({ slot, bands: check.missing.map((b) => b.id) }, 'downloading from upstream');
-          fetched = await downloadBands(deps, job.id!, request, check.missing, lease, jobSignal, log, check.untrustedKeys);
-          await failpoint(settings.failpoints, 'bands-stored', log);
-          // Step 5: register only while the lock is provably still ours.
-          lease.throwIfLost();
-          // Registering replaces an invalidated row's bands: remove their untrusted objects first,
-          // so no later job adopts one of them as a left-over upload.
-          const fresh = new Set([...fetched.bands.values()].map((b) => b.key));
-          for (const key of check.untrustedKeys) if (!fresh.has(key)) await store.deleteObject(settings.globalBucket, key);
-          const registered = await registerBands(db, {
-            sceneId,
-            storageBucket: settings.globalBucket,
-            storagePath: sceneStoragePath(product),
-            sensingDate: product.sensingDate,
-            level: product.level,
-            tile: product.tile,
-            mission: product.mission,
-            cdseProductId: fetched.productId ?? null,
-            bands: Object.fromEntries(fetched.bands),
-          });
-          // An invalidation that committed while we downloaded: its bands were just dropped from the
-          // row; delete their objects while we still hold the lock, so no job adopts them.
-          // (The untrusted keys read before the download were deleted above already.)
-          for (const band of Object.values(registered.discarded)) {
-            if (!check.untrustedKeys.includes(band.key)) await store.deleteObject(settings.globalBucket, band.key);
-          }
-          // Bands we meant to serve from the row we read are among them: run again (no attempt
-          // spent), and the next run downloads them; what we just fetched is kept and counted.
-          invalidatedMeanwhile = request.bands.some((b) => !fetched.bands.has(b.id) && registered.discarded[b.id] !== undefined);
-          await failpoint(settings.failpoints, 'bands-registered', log);
-        }
-      }
-    } finally {
-      await lease.release();
-      // Waiters on this scene either find their bands now or take the lock in turn.
-      await waiters.wake({ kind: 'scene', sceneId });
-      // One slot was freed: one slot waiter, not all of them (see SceneWaiters.wake).
-      if (slotUse.used) await waiters.wake({ kind: 'upstream-slot' }, 1);
-    }
-    if (invalidatedMeanwhile) {
-      log.info('the scene was invalidated during the download: running again for the bands it dropped');
-      return handBack(deps, job, token, 0, log, { recordInDb: true });
-    }
-    if (slotUse.waiting) {
-      return getOutOfTheWay(deps, job, token, { kind: 'upstream-slot' }, () => locks.isAnyUpstreamSlotFree(settings.upstreamConcurrency), log);
-    }
-  }
-
-  // Step 6: fan out every requested band, cached or just fetched.
-  const all = new Map<string, CachedBand>();
-  for (const band of request.bands) {
-    const entry = fetched.bands.get(band.id) ?? check.cached.get(band.id);
-    if (!entry) throw new ScenecacheError('internal', `band ${band.id} neither cached nor fetched`, { retryable: true });
-    all.set(band.id, entry);
-  }
-  const copy = await copyToTenant(store, settings.globalBucket, request.tenantBucket, all, () => failpoint(settings.failpoints, 'tenant-copied', log));
-
-  // Step 7: record. A band registered by an earlier attempt of this job (killed before it
-  // finished) was downloaded by this job, not reused.
-  const byThisJob = (id: string) => fetched.bands.has(id) || check.cached.get(id)?.job_id === job.id;
-  const bandsDownloaded = request.bands.filter((b) => byThisJob(b.id)).map((b) => b.id);
-  const bandsReused = request.bands.filter((b) => !byThisJob(b.id)).map((b) => b.id);
-  const bytesDownloaded = fetched.bytes + bandsDownloaded.reduce((sum, id) => sum + (fetched.bands.has(id) ? 0 : all.get(id)!.size), 0);
-  await upsertTenantScene(db, { tenantId: request.tenantId, sceneId, bucket: request.tenantBucket, bands: copy.keys });
-  if (bandsReused.length > 0) await recordCacheHit(db, sceneId);
-  const cacheStatus = bandsDownloaded.length > 0 ? 'downloaded' : 'reused';
-  return {
-    scene_id: sceneId,
-    tenant_id: request.tenantId,
-    cache_status: cacheStatus,
-    bands_downloaded: bandsDownloaded,
-    bands_reused: bandsReused,
-    bytes_downloaded: bytesDownloaded,
-    bytes_copied: copy.bytesCopied,
-    objects: copy.objects,
-    duration_ms: Date.now() - startedAt.getTime(),
-    message:
-      cacheStatus === 'reused'
-        ? `served ${bandsReused.length} band(s) from the cache`
-        : `downloaded ${bandsDownloaded.length} band(s) from upstream, reused ${bandsReused.length}`,
-  };
-}
-
-/**
- * Read the scene's cache row and HEAD-check the requested bands; bands whose object is missing
- * or truncated are dropped from the row so they are downloaded again.
- */
-async function readCache(deps: WorkerDeps, sceneId: string, bands: readonly Band[], log: Logger): Promise<CacheCheck> {
-  const check = await checkCachedBands(deps.store, await findScene(deps.db, sceneId), bands);
-  if (check.invalid.length > 0) {
-    log.warn({ bands: check.invalid }, 'cached bands missing or truncated in the global bucket; marked invalid');
-    await markBandsInvalid(deps.db, sceneId, [...check.invalid]);
-  }
-  return check;
-}
-
-/** Step 4: look the product up, read its manifest, stream each missing band (one at a time). */
-async function downloadBands(
-  deps: WorkerDeps,
-  jobId: string,
-  request: ValidatedDownload,
-  missing: readonly Band[],
-  lease: SceneLease,
-  jobSignal: AbortSignal,
-  log: Logger,
-  untrustedKeys: readonly string[],
-): Promise<Fetched & { productId: string }> {
-  const { cdse, store, settings } = deps;
-  const { product } = request;
-  const signal = AbortSignal.any([jobSignal, lease.signal]);
-  const upstream = await cdse.lookupProduct(product);
-  const files = await cdse.getManifest(upstream.Id, product.safeName);
-  const bands = new Map<string, CachedBand>();
-  let bytes = 0;
-  for (const band of missing) {
-    const file = findBandFile(files, band);
-    if (!file) {
-      throw new ScenecacheError('band_not_in_product', `${product.sceneId} has no ${band.id} file in its manifest`, { retryable: false, httpStatus: 404 });
-    }
-    const key = `${sceneStoragePath(product)}/${file.path.slice(file.path.lastIndexOf('/') + 1)}`;
-    const bandLog = log.child({ band: band.id, bytes: file.size });
-    const t0 = Date.now();
-    const adoptExisting = !untrustedKeys.includes(key);
-    const { etag, adopted, bytesDownloaded } = await transferBand({ cdse, store, productId: upstream.Id, safeName: product.safeName, file, bucket: settings.globalBucket, key, signal, logger: bandLog, adoptExisting });
-    if (!adopted) deps.metrics?.upstreamFile(bytesDownloaded);
-    bandLog.info({ ms: Date.now() - t0 }, 'band stored in the global bucket');
-    bands.set(band.id, { key, size: file.size, sha3_256: file.sha3_256, etag, safe_path: file.path, registered_at: new Date().toISOString(), job_id: jobId });
-    bytes += file.size;
-  }
-  return { bands, bytes, productId: upstream.Id };
-}
-
-/**
- * Get out of the way: delay the job (freeing the worker slot; no connection is held), register
- * as a waiter, then re-check — if what we wait for was released between our failed try and our
- * registration, nobody will wake us, so we wake ourselves. Delayed *before* registering: a waker
- * takes a registration for good, and a promote of a job that is not delayed yet fails, so a
- * registration taken before the delay would be a lost wake-up (the job would sleep until the
- * fallback delay while the re-check found the resource held by the next job).
- */
-async function getOutOfTheWay(
-  deps: WorkerDeps,
-  job: SceneJob,
-  token: string | undefined,
-  target: WaitTarget,
-  isFreeNow: () => Promise<boolean>,
-  log: Logger,
-): Promise<never> {
-  const jobId = job.id!;
-  await recordJobWait(deps.db, jobId);
-  await job.moveToDelayed(Date.now() + deps.settings.waiterFallbackDelayMs, token);
-  await deps.waiters.register(target, jobId);
-  deps.metrics?.lockWait(target.kind);
-  if (await isFreeNow()) await deps.waiters.promote(jobId);
-  log.debug({ waitingFor: target.kind }, 'waiting for another job; delayed');
-  throw new DelayedError();
 }

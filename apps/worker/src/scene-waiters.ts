@@ -1,27 +1,100 @@
 /**
- * Waiters: jobs that got out of the way (delayed) because another job holds their scene lock or
- * every upstream slot is taken. A waiter registers here right after delaying itself, then
- * re-checks; whoever releases what it waits for wakes it with `Job.promote()` (delayed → waiting)
- * at once, so a waiter resumes within milliseconds of the download it waits for being
- * registered, holding no worker slot or connection in between. A waiter whose holder died is
- * woken by its fallback delay instead.
+ * Waiters: jobs that got out of the way (delayed) because another job downloads a band they need,
+ * prepares their product, or every upstream slot is taken. A waiter registers here right after
+ * delaying itself, then re-checks; whoever releases what it waits for wakes it with
+ * `Job.promote()` (delayed → waiting) at once, so a waiter resumes within milliseconds, holding
+ * no worker slot or connection in between. A waiter whose waker died is woken by its fallback
+ * delay instead.
+ *
+ * **Fair upstream slots.** Slot waiters queue per tenant; a freed slot goes to the waiting job of
+ * the tenant that has had the least upstream service (bytes whose download started, counted by
+ * {@link SceneWaiters.chargeUpstreamService}); a tenant's own jobs go by BullMQ priority (lower
+ * first, none before any), then by registration time. This is start-time fair queuing by bytes:
+ * a tenant that starts waiting while others wait has its count raised to just below the least
+ * served waiting tenant's, so it goes next once and then takes turns — credit from a long idle
+ * period does not let it hold the slots, and one tenant flooding the fleet delays another's job by
+ * about one file, not by the flood. While slot waiters exist, a job may take a free slot only with
+ * the *baton* of a wake-up (one slot per baton) — fresh jobs queue behind the waiters.
  *
  * Redis keys (under the queue's prefix):
- * - `<prefix>:<queue>:waiters:scene:<scene_id>` — set of job ids waiting for that scene's lock;
- * - `<prefix>:<queue>:waiters:upstream-slot` — sorted set (score = registration time, ms) of job
- *   ids waiting for any upstream slot; woken oldest first, one per free slot;
+ * - `<prefix>:<queue>:waiters:scene:<scene_id>` — set of job ids waiting for a product's scene lock;
+ * - `<prefix>:<queue>:waiters:band:<scene_id>:<band>` — set of job ids waiting for a band file;
+ * - `<prefix>:<queue>:waiters:budget` — set of job ids waiting for the monthly transfer budget;
+ * - `<prefix>:<queue>:waiters:slot:tenants` — set of tenants with slot waiters;
+ * - `<prefix>:<queue>:waiters:slot:tenant:<tenant>` — sorted set of that tenant's slot waiters
+ *   (score: priority × 10^13 + registration time in ms);
+ * - `<prefix>:<queue>:waiters:slot:service` — hash tenant → upstream bytes served (fairness count);
  * - `<prefix>:<queue>:waiters:slot-baton:<job_id>` — set while a woken slot waiter has not yet
- *   run: it passes the wake-up on if it does not take the slot.
+ *   run: it may take one slot, and passes the wake-up on if it does not.
  */
 import { Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@scenecache/core';
+import type { LockMode } from '@scenecache/db';
 
 /** What a waiter waits for. */
-export type WaitTarget = { kind: 'scene'; sceneId: string } | { kind: 'upstream-slot' };
+export type WaitTarget =
+  | { kind: 'scene'; sceneId: string; mode: LockMode }
+  | { kind: 'band'; sceneId: string; bandId: string }
+  | { kind: 'upstream-slot'; tenantId: string; priority: number }
+  | { kind: 'upstream-budget' };
+
+/** The value `download_jobs.waiting_for` records for a target. */
+export function waitingForOf(target: WaitTarget): string {
+  return target.kind === 'upstream-slot' ? 'upstream_slot' : target.kind === 'upstream-budget' ? 'upstream_budget' : target.kind === 'band' ? 'band_download' : 'product_preparation';
+}
 
 /** Waiter keys expire when nobody touches them for a day (a crashed waker leaves no garbage). */
 const WAITER_TTL_SECONDS = 86_400;
+
+/** Registration of a slot waiter (KEYS: tenants, tenant queue, service; ARGV: tenant, job id, score, ttl). */
+const REGISTER_SLOT_WAITER = `
+local tenant = ARGV[1]
+if redis.call('SISMEMBER', KEYS[1], tenant) == 0 then
+  local least = nil
+  for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local v = tonumber(redis.call('HGET', KEYS[3], t) or '0')
+    if least == nil or v < least then least = v end
+  end
+  if least ~= nil then
+    local mine = tonumber(redis.call('HGET', KEYS[3], tenant) or '0')
+    if mine < least - 1 then redis.call('HSET', KEYS[3], tenant, tostring(least - 1)) end
+  end
+  redis.call('SADD', KEYS[1], tenant)
+end
+redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+return 1
+`;
+
+/**
+ * Take the next slot waiter (KEYS: tenants, service; ARGV: tenant queue key prefix): the first job
+ * of the waiting tenant with the least service; between tenants served alike, the one whose first
+ * job sorts first (priority, then registration time). Returns {tenant, job id} or nil.
+ */
+const POP_FAIREST_SLOT_WAITER = `
+while true do
+  local best = nil
+  local bestService = nil
+  local bestHead = nil
+  for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    local v = tonumber(redis.call('HGET', KEYS[2], t) or '0')
+    local first = redis.call('ZRANGE', ARGV[1] .. t, 0, 0, 'WITHSCORES')
+    local head = tonumber(first[2] or '0')
+    if best == nil or v < bestService or (v == bestService and head < bestHead) then best = t; bestService = v; bestHead = head end
+  end
+  if best == nil then return nil end
+  local queue = ARGV[1] .. best
+  local popped = redis.call('ZPOPMIN', queue, 1)
+  if redis.call('ZCARD', queue) == 0 then redis.call('SREM', KEYS[1], best) end
+  if popped[1] ~= nil then return {best, popped[1]} end
+end
+`;
+
+/** BullMQ priorities go up to 2^21; no priority (0) sorts before every priority, as BullMQ runs it. */
+const PRIORITY_WEIGHT = 1e13;
 
 export class SceneWaiters {
   private readonly base: string;
@@ -35,45 +108,48 @@ export class SceneWaiters {
     this.base = `${queuePrefix}:${queue.name}:waiters`;
   }
 
-  private key(target: WaitTarget): string {
-    return target.kind === 'scene' ? `${this.base}:scene:${target.sceneId}` : `${this.base}:upstream-slot`;
+  private setKey(target: Exclude<WaitTarget, { kind: 'upstream-slot' }>): string {
+    if (target.kind === 'scene') return `${this.base}:scene:${target.sceneId}`;
+    if (target.kind === 'band') return `${this.base}:band:${target.sceneId}:${target.bandId}`;
+    return `${this.base}:budget`;
+  }
+
+  private get slotTenantsKey(): string {
+    return `${this.base}:slot:tenants`;
+  }
+
+  private get slotServiceKey(): string {
+    return `${this.base}:slot:service`;
+  }
+
+  private slotQueueKey(tenantId: string): string {
+    return `${this.base}:slot:tenant:${tenantId}`;
   }
 
   /** Register `jobId` as waiting for `target`. */
   async register(target: WaitTarget, jobId: string): Promise<void> {
-    const key = this.key(target);
-    const multi = this.redis.multi();
-    if (target.kind === 'scene') multi.sadd(key, jobId);
-    else multi.zadd(key, 'NX', Date.now(), jobId);
-    await multi.expire(key, WAITER_TTL_SECONDS).exec();
+    if (target.kind === 'upstream-slot') {
+      const score = target.priority * PRIORITY_WEIGHT + Date.now();
+      await this.redis.eval(REGISTER_SLOT_WAITER, 3, this.slotTenantsKey, this.slotQueueKey(target.tenantId), this.slotServiceKey, target.tenantId, jobId, String(score), String(WAITER_TTL_SECONDS));
+      return;
+    }
+    const key = this.setKey(target);
+    await this.redis.multi().sadd(key, jobId).expire(key, WAITER_TTL_SECONDS).exec();
   }
 
   /**
-   * Wake every job waiting for `target`: take the registered ids (atomically, so two wakers don't
-   * both promote) and promote each delayed job. A job that is no longer delayed (it woke itself,
+   * Wake the jobs waiting for `target`: take the registered ids (atomically, so two wakers don't
+   * both promote) and promote each delayed job; a job that is no longer delayed (it woke itself,
    * or was never delayed) is skipped. Returns how many jobs were promoted.
    *
-   * Upstream-slot waiters are woken oldest first, at most `limit` of them (one per freed slot):
-   * waking all of them for one free slot would pull every waiter into a worker slot and a lock
-   * connection, only for all but one to be delayed again. Ids whose job is no longer delayed are
-   * dropped and the next one is taken. A woken slot waiter holds the slot's *baton* (see
-   * {@link takeSlotBaton}): if it turns out not to need the slot, it passes the wake-up on, so a
-   * freed slot never sits idle until the fallback delay.
+   * Upstream-slot waiters are woken one per freed slot (`limit`), fairest first (see the module's
+   * doc), each with the slot's baton ({@link takeSlotBaton}): waking all of them for one slot
+   * would pull every waiter into a worker slot and a lock connection, only for all but one to be
+   * delayed again. Ids whose job is no longer delayed are dropped and the next one is taken.
    */
   async wake(target: WaitTarget, limit = Number.POSITIVE_INFINITY): Promise<number> {
-    const key = this.key(target);
-    if (target.kind === 'upstream-slot') {
-      let promoted = 0;
-      while (promoted < limit) {
-        const [id] = await this.redis.zpopmin(key, 1);
-        if (id === undefined) break;
-        // The baton is set before the promote: the woken job may run at once.
-        await this.redis.set(this.batonKey(id), '1', 'EX', WAITER_TTL_SECONDS);
-        if (await this.promote(id)) promoted++;
-        else await this.redis.del(this.batonKey(id));
-      }
-      return promoted;
-    }
+    if (target.kind === 'upstream-slot') return this.wakeSlotWaiters(limit);
+    const key = this.setKey(target);
     const replies = await this.redis.multi().smembers(key).del(key).exec();
     const ids = (replies?.[0]?.[1] ?? []) as string[];
     if (!ids || ids.length === 0) return 0;
@@ -81,10 +157,38 @@ export class SceneWaiters {
     return promoted.filter(Boolean).length;
   }
 
+  /** Wake up to `limit` slot waiters, fairest first (see {@link wake}). */
+  async wakeSlotWaiters(limit = 1): Promise<number> {
+    let promoted = 0;
+    while (promoted < limit) {
+      const next = (await this.redis.eval(POP_FAIREST_SLOT_WAITER, 2, this.slotTenantsKey, this.slotServiceKey, `${this.base}:slot:tenant:`)) as [string, string] | null;
+      if (!next) break;
+      const id = next[1];
+      // The baton is set before the promote: the woken job may run at once.
+      await this.redis.set(this.batonKey(id), '1', 'EX', WAITER_TTL_SECONDS);
+      if (await this.promote(id)) promoted++;
+      else await this.redis.del(this.batonKey(id));
+    }
+    return promoted;
+  }
+
+  /** Whether any job waits for an upstream slot right now (then a job without a baton queues behind them). */
+  async hasSlotWaiters(): Promise<boolean> {
+    return (await this.redis.scard(this.slotTenantsKey)) > 0;
+  }
+
+  /**
+   * Count `bytes` of upstream service to `tenantId` (a file download it started): the fairness
+   * measure of slot hand-out. Bytes, as a float in Redis.
+   */
+  async chargeUpstreamService(tenantId: string, bytes: number): Promise<void> {
+    await this.redis.multi().hincrbyfloat(this.slotServiceKey, tenantId, bytes).expire(this.slotServiceKey, WAITER_TTL_SECONDS).exec();
+  }
+
   /**
    * Whether `jobId` was woken for a freed upstream slot (and clear the mark). A job that took the
-   * baton and then does not take a slot (its bands were downloaded meanwhile, its scene is
-   * locked by another job, it failed) must call `wake({kind: 'upstream-slot'}, 1)` to pass it on.
+   * baton and then does not take a slot (its bands were downloaded meanwhile, another job
+   * downloads them, it failed) must call `wake({kind: 'upstream-slot', …}, 1)` to pass it on.
    */
   async takeSlotBaton(jobId: string): Promise<boolean> {
     return (await this.redis.del(this.batonKey(jobId))) === 1;

@@ -7,7 +7,7 @@
 import pLimit from 'p-limit';
 import type { CachedBand } from '@scenecache/db';
 import type { ObjectStore } from '@scenecache/storage';
-import { SHA3_METADATA_KEY } from './band-transfer.js';
+import { SHA3_METADATA_KEY } from '@scenecache/global-cache';
 
 /** Result of {@link copyToTenant}. */
 export interface TenantCopy {

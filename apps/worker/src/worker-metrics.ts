@@ -11,7 +11,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { queueDepthGauge, type DownloadJobResult, type Logger, type QueueCounts } from '@scenecache/core';
 
 /** What a job waited for when it got out of the way (`scenecache_lock_waits_total{reason}`). */
-export type LockWaitReason = 'scene' | 'upstream-slot';
+export type LockWaitReason = 'scene' | 'band' | 'upstream-slot' | 'upstream-budget';
 
 /** Where the scrape-time gauges read from. */
 export interface WorkerMetricsSources {
@@ -69,7 +69,7 @@ export class WorkerMetrics {
     });
     this.#lockWaits = new Counter({
       name: 'scenecache_lock_waits_total',
-      help: 'Times a job got out of the way (delayed) because another job held its scene lock (reason=scene) or every upstream slot was taken (reason=upstream-slot).',
+      help: 'Times a job got out of the way (delayed) because another job downloaded one of its bands (reason=band) or prepared its product (reason=scene), every upstream slot was taken (reason=upstream-slot), or the monthly transfer budget was used up (reason=upstream-budget).',
       labelNames: ['reason'],
       registers,
     });

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { SCENE_DOWNLOAD_QUEUE, type Logger, type Settings } from '@scenecache/core';
 import { AdvisoryLocks, createDb, markJobLost } from '@scenecache/db';
 import { CdseClient } from '@scenecache/copernicus';
+import { GlobalCache } from '@scenecache/global-cache';
 import { createS3Client, ObjectStore, resolveS3Endpoint } from '@scenecache/storage';
 import { MAX_STALLED_COUNT, startDownloadWorker, type DownloadWorkerOptions } from './download-worker.js';
 import { checkRedisEvictionPolicy } from './redis-policy.js';
@@ -60,7 +61,8 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
   const cdse = new CdseClient({ settings, redis: connection, logger, userAgent: `scenecache-worker (${workerId})`, notFoundTtlSeconds: settings.productNotFoundTtlSeconds, onRateLimited: () => metrics.rateLimited() });
   const stalledFailures = watchStalledFailures(settings, db, logger);
 
-  const deps: WorkerDeps = { settings, db, locks, store, cdse, waiters, logger, workerId, metrics };
+  const cache = new GlobalCache({ db, store, bucket: settings.globalBucket, logger });
+  const deps: WorkerDeps = { settings, db, locks, store, cache, cdse, waiters, logger, workerId, metrics };
   const worker = startDownloadWorker(deps, connection, options);
   const closeSteps: ShutdownStep[] = [
     { name: 'queue events', close: () => stalledFailures.close() },

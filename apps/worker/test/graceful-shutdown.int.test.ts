@@ -12,8 +12,9 @@
  *   the process exits 0 within the deadline;
  * - a download that does not fit is cancelled at 80 % of the deadline (not before) and the job is
  *   handed back to the queue (not failed, no attempt spent); the process exits 0 within the
- *   deadline; a second worker completes the job, adopting the band the first one had stored and
- *   downloading the interrupted band once to completion;
+ *   deadline; a second worker completes the job, serving from the cache the band the first one had
+ *   stored and registered (bands stream at once and are registered one by one) and downloading the
+ *   interrupted band once to completion;
  * - a second signal forces the exit at once, long before the deadline; the job, its lock left to
  *   expire, is still completed by another worker, and no advisory lock survives the process.
  */
@@ -21,7 +22,7 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand } from '@scenecache/core';
-import { findJobById } from '@scenecache/db';
+import { findJobById, findScene } from '@scenecache/db';
 import { freePort, until } from '@scenecache/testing';
 import { WORKER_HTTP_PATHS } from '../src/health-server.js';
 import { startPipelineHarness, type LogLine, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
@@ -219,17 +220,20 @@ describe('graceful shutdown of a worker process', () => {
     expect(handedBack?.status).not.toBe('failed');
     expect(handedBack?.error_code).toBeNull();
     expect(h.sim.downloadsOf(P_HAND_BACK, b04.suffix)).toMatchObject({ started: 1, completed: 0 });
+    // B02, stored while B04 streamed, is registered already (by this job), B04 is not.
+    const cached = await findScene(h.db, P_HAND_BACK);
+    expect(Object.keys(cached!.bands)).toEqual(['B02']);
+    expect(cached!.bands.B02!.job_id).toBe(id);
 
     const second = h.spawnWorker();
     const [row] = await h.waitForJobs([id], 30_000);
     expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', worker_id: workerIdOf(second), attempts: 1, error_code: null });
     // The interrupted band was downloaded to completion exactly once, by the second worker; the
-    // band the first worker had stored (not registered) was adopted, not downloaded again.
+    // band the first worker had registered was not downloaded again.
     expect(h.sim.downloadsOf(P_HAND_BACK, b04.suffix)).toMatchObject({ started: 2, completed: 1 });
     expect(h.sim.counters().completedBy[b04.key]).toEqual({ [userAgentOf(second)]: 1 });
     expect(h.sim.downloadsOf(P_HAND_BACK, b02.suffix)).toMatchObject({ started: 1, completed: 1 });
     expect(h.sim.counters().completedBy[b02.key]).toEqual({ [userAgentOf(worker)]: 1 });
-    await second.waitForLog((l) => l.msg === 'adopting a verified object left by an earlier attempt', 1_000);
     await second.kill();
   });
 

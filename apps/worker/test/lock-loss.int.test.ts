@@ -2,11 +2,12 @@
  * Issue 3, failure 2: the scene lock's Postgres connection dies mid-download. On real services
  * (Postgres, Redis, s3rver, cdse-sim) with a spawned worker, the test finds the session holding
  * the scene's advisory lock (`pg_locks` + `pg_stat_activity`, application `scenecache-locks`) and
- * kills it with `pg_terminate_backend` while a band is streaming into a multipart upload. It proves
- * that the holder notices at once (its lease aborts), stops the upstream stream and its upload,
- * registers nothing and stores no object; that the worker process survives; and that the job is
- * retried (attempt 2) and completes with whole, verified objects, the interrupted band having been
- * started twice upstream but completed once.
+ * kills it with `pg_terminate_backend` while a band is streaming into a multipart upload (the
+ * job's other band, streamed at the same time, is already registered). It proves that the holder
+ * notices at once (its lease aborts), stops the upstream stream and its upload, registers nothing
+ * more and stores no object of the interrupted band; that the worker process survives; and that
+ * the job is retried (attempt 2) and completes with whole, verified objects, the interrupted band
+ * having been started twice upstream but completed once, the other band once.
  */
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand, sceneStoragePath } from '@scenecache/core';
@@ -16,7 +17,7 @@ import { heldAdvisoryLocks, sha3Of, until } from '@scenecache/testing';
 import { startPipelineHarness, type LogLine, type PipelineHarness } from './pipeline-harness.js';
 
 const PRODUCT = 'S2B_MSIL2A_20220413T150759_N0400_R025_T33XWJ_20220414T082126';
-/** Downloaded in this order: B02 (10 m, ~12 MB, slow the first time), then B05 (20 m). */
+/** Streamed at once: B02 (10 m, ~12 MB, slow the first time) and B05 (20 m, registered long before B02 is stored). */
 const BANDS = ['B02', 'B05'];
 const TENANT = 'lock-loss';
 /** The retry's delay: a window in which the failed attempt's leftovers can be inspected. */
@@ -36,7 +37,7 @@ describe('the scene lock connection dies mid-download', () => {
 
   const advisoryLocks = () => heldAdvisoryLocks(h.db);
 
-  it('the holder aborts its upload and registers nothing; the retry completes with each band downloaded whole once', async () => {
+  it('the holder aborts its upload and registers nothing more; the retry completes with each band downloaded whole once', async () => {
     const product = parseProductName(PRODUCT);
     const files = await h.sim.productFiles(PRODUCT);
     const upstream = BANDS.map((band) => {
@@ -58,6 +59,9 @@ describe('the scene lock connection dies mid-download', () => {
     const b02Key = `${PRODUCT}/${b02.file.path}`;
     const sent = (): number => h.sim.counters().files[b02Key]?.bytes ?? 0;
     await until('B02 to stream past its first part', () => (sent() > DEFAULT_UPLOAD_PART_SIZE_BYTES + 1024 * 1024 ? true : undefined), 30_000);
+    // B05 streamed beside it at full speed and is registered by now.
+    const b05 = upstream[1]!;
+    await until('B05 to be registered', async () => ((await findScene(h.db, PRODUCT))?.bands.B05 ? true : undefined), 10_000);
 
     // The session holding the scene lock (and the upstream slot) is the worker's lock connection.
     const keyRes = await sql<{ key: string }>`SELECT hashtextextended(${`scene:${PRODUCT}`}, 0)::text AS key`.execute(h.db);
@@ -66,7 +70,7 @@ describe('the scene lock connection dies mid-download', () => {
     expect(holders).toHaveLength(1);
     const { pid, application_name } = holders[0]!;
     expect(application_name).toBe('scenecache-locks');
-    expect((await advisoryLocks()).filter((l) => l.pid === pid)).toHaveLength(2); // scene lock + upstream slot
+    expect((await advisoryLocks()).filter((l) => l.pid === pid)).toHaveLength(3); // scene lock (shared) + band lock + upstream slot
 
     const terminated = await sql<{ ok: boolean }>`SELECT pg_terminate_backend(${pid}) AS ok`.execute(h.db);
     expect(terminated.rows[0]!.ok).toBe(true);
@@ -88,13 +92,13 @@ describe('the scene lock connection dies mid-download', () => {
     await until('the aborted upstream stream to close', () => (h.sim.counters().currentConcurrentDownloads === 0 ? true : undefined), 2_000);
     expect(h.sim.downloadsOf(PRODUCT, b02.suffix)).toMatchObject({ started: 1, completed: 0 });
     expect(sent()).toBeLessThan(b02.file.size);
-    // ...nothing registered and no object stored...
-    expect(await findScene(h.db, PRODUCT)).toBeUndefined();
+    // ...nothing of B02 registered and no object of it stored (B05, registered before, stays)...
+    expect(Object.keys((await findScene(h.db, PRODUCT))!.bands)).toEqual(['B05']);
     expect(await h.s3.store.headObject(h.settings.globalBucket, b02.key)).toBeUndefined();
-    expect(await h.s3.store.listKeys(h.settings.globalBucket, sceneStoragePath(product))).toEqual([]);
+    expect(await h.s3.store.listKeys(h.settings.globalBucket, sceneStoragePath(product))).toEqual([b05.key]);
     // ...as seen before the retry (delayed BACKOFF_MS) began: it must download B02 before it can
-    // register anything, and it has not started that download yet.
-    expect(h.sim.downloadsOf(PRODUCT).started).toBe(1);
+    // register it, and it has not started that download yet.
+    expect(h.sim.downloadsOf(PRODUCT).started).toBe(2);
 
     // The retry (attempt 2) completes.
     const [row] = await h.waitForJobs([jobId], 40_000);
@@ -107,8 +111,10 @@ describe('the scene lock connection dies mid-download', () => {
     for (const { band, suffix, file, key } of upstream) {
       const entry = cache!.bands[band]!;
       expect(entry).toMatchObject({ key, size: file.size, sha3_256: file.sha3_256 });
-      // Registered by the retry, after the first attempt had failed.
-      expect(new Date(entry.registered_at).getTime()).toBeGreaterThanOrEqual(failedAt - 1_000);
+      // B02 registered by the retry, after the first attempt had failed; B05 by the first attempt, before.
+      if (band === 'B02') expect(new Date(entry.registered_at).getTime()).toBeGreaterThanOrEqual(failedAt - 1_000);
+      else expect(new Date(entry.registered_at).getTime()).toBeLessThan(terminatedAt);
+      expect(entry.job_id).toBe(jobId);
       expect((await h.s3.store.headObject(h.settings.globalBucket, key))?.size).toBe(file.size);
       const expected = await sha3Of(h.sim.fileBytes(PRODUCT, file.path));
       expect(expected).toEqual({ sha3: file.sha3_256, bytes: file.size });

@@ -1,5 +1,5 @@
 /**
- * A freed upstream slot wakes one slot waiter (oldest first), not all of them; the woken waiter
+ * A freed upstream slot wakes one slot waiter (the fairest: here both wait unserved, so the oldest), not all of them; the woken waiter
  * holds the slot's baton. If it no longer needs the slot, here because another fleet registered
  * its bands while it waited, it must pass the wake-up on at once. Otherwise the slot would sit
  * idle until the next waiter's fallback delay, which this test sets to 5 minutes so that only the
@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { findBandFile, parseProductName, resolveBand, SCENE_DOWNLOAD_QUEUE, sceneStoragePath } from '@scenecache/core';
 import { findJobById, registerBands } from '@scenecache/db';
 import { until } from '@scenecache/testing';
-import { SHA3_METADATA_KEY } from '../src/band-transfer.js';
+import { SHA3_METADATA_KEY } from '@scenecache/global-cache';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
 
 const P1 = 'S2B_MSIL2A_20240324T101649_N0510_R065_T32TNS_20240324T130035';
@@ -37,8 +37,9 @@ describe('upstream slot hand-off between waiters', () => {
   });
 
   /** Wait until job `id` is delayed in BullMQ and registered as an upstream-slot waiter. */
-  async function slotWaiting(id: string): Promise<void> {
-    const key = `${h.settings.queuePrefix}:${SCENE_DOWNLOAD_QUEUE}:waiters:upstream-slot`;
+  /** Job `id` of `tenant` is delayed and queued for an upstream slot (the tenant's queue of SceneWaiters). */
+  async function slotWaiting(id: string, tenant: string): Promise<void> {
+    const key = `${h.settings.queuePrefix}:${SCENE_DOWNLOAD_QUEUE}:waiters:slot:tenant:${tenant}`;
     await until(`job ${id} to wait for a slot`, async () => (await h.queue.getJob(id))?.isDelayed() && (await redis.zscore(key, id)) !== null, 20_000);
   }
 
@@ -49,9 +50,9 @@ describe('upstream slot hand-off between waiters', () => {
     const a = await h.enqueue({ tenant_id: 'alpha', scene_id: P1, bands: ['B04'] });
     await until('A to download', () => h.sim.downloadsOf(P1, b04.fileSuffix).bytes > 0, 20_000);
     const b = await h.enqueue({ tenant_id: 'bravo', scene_id: P2, bands: ['B03'] });
-    await slotWaiting(b.body.job_id!);
+    await slotWaiting(b.body.job_id!, 'bravo');
     const c = await h.enqueue({ tenant_id: 'charlie', scene_id: P3, bands: ['B02'] });
-    await slotWaiting(c.body.job_id!);
+    await slotWaiting(c.body.job_id!, 'charlie');
 
     // Another fleet stores and registers P2's B03 meanwhile (as its worker would: verified bytes, sha3 metadata).
     const p2 = parseProductName(P2);

@@ -73,6 +73,11 @@ describe('a worker killed at any point', () => {
     return (line) => line.msg === FAILPOINT_REACHED && line.failpoint === name;
   }
 
+  /** Resolves once `w` has reached failpoint `name` `times` times (per-band failpoints: once per band in flight). */
+  async function failpointReachedTimes(w: SpawnedWorker, name: string, times: number): Promise<void> {
+    await until(`${name} reached ${times} times`, () => w.logs.filter(failpointReached(name)).length >= times, 30_000);
+  }
+
   async function upstreamOf(product: string, bands: readonly string[]): Promise<Upstream[]> {
     const p = parseProductName(product);
     const files = await h.sim.productFiles(product);
@@ -231,7 +236,8 @@ describe('a worker killed at any point', () => {
     const upstream = await upstreamOf(product, bands);
     const jobId = await enqueue('kill-stored', product, bands);
     const w1 = spawn({ FAILPOINTS: 'bands-stored=pause' });
-    await w1.waitForLog(failpointReached('bands-stored'));
+    // Both bands stream at once; each stops once it is stored.
+    await failpointReachedTimes(w1, 'bands-stored', bands.length);
     const w2 = spawn();
 
     // Whole and verified in the bucket (SHA3-256 in the metadata), not registered.
@@ -278,13 +284,13 @@ describe('a worker killed at any point', () => {
     const jobId = await enqueue('kill-twice', product, bands);
 
     const w1 = spawn({ FAILPOINTS: 'bands-stored=pause' });
-    await w1.waitForLog(failpointReached('bands-stored'));
+    await failpointReachedTimes(w1, 'bands-stored', bands.length);
     // The stalled job comes back to a second worker, armed too: it adopts the objects and is killed.
     const w2 = spawn({ FAILPOINTS: 'bands-stored=pause' });
     await expectSceneLockHeld(product);
     await killAndExpectLocksGone(w1);
 
-    await w2.waitForLog(failpointReached('bands-stored'));
+    await failpointReachedTimes(w2, 'bands-stored', bands.length);
     expect(w2.logs.filter((l) => l.msg === ADOPTED)).toHaveLength(bands.length);
     const w3 = spawn();
     expect(await findScene(h.db, product)).toBeUndefined();

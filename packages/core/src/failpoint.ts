@@ -11,11 +11,14 @@ import { ScenecacheError } from './errors.js';
 
 /** The failpoints of the worker's pipeline, in the order a download job reaches them. */
 export const FAILPOINT_NAMES = Object.freeze([
-  /** The scene's advisory lock is held; nothing downloaded yet. */
+  /** The product's scene lock is held (shared, the product prepared); no band lock taken, nothing downloaded yet. */
   'scene-locked',
-  /** Every missing band is whole and verified in the global bucket; nothing registered yet. */
+  /**
+   * A band file is whole and verified in the global bucket; not registered yet. Reached once per
+   * band: bands of one job stream at once, each stops here on its own.
+   */
   'bands-stored',
-  /** The bands are registered; the scene lock and the upstream slot are still held. */
+  /** A band is registered; its band lock and upstream slot are still held (once per band). */
   'bands-registered',
   /** The first band is copied into the tenant bucket; the others are not (mid-fan-out). */
   'tenant-copied',

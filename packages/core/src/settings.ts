@@ -43,6 +43,7 @@ const envSchema = z.object({
   CDSE_PASSWORD: z.string().min(1).optional(),
   CDSE_TOTP: z.string().regex(/^\d{6}$/).optional(),
   UPSTREAM_CONCURRENCY: int(1, 64).default(4),
+  UPSTREAM_MONTHLY_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(12e12),
   WORKER_CONCURRENCY: int(1, 256).default(8),
   WAITER_FALLBACK_DELAY_MS: int(100, 3_600_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
@@ -96,6 +97,12 @@ export interface Settings {
   readonly cdseTotp: string | undefined;
   /** Fleet-wide concurrent upstream downloads. @defaultValue 4 (CDSE's per-account limit) */
   readonly upstreamConcurrency: number;
+  /**
+   * Upstream bytes the fleet may start downloading per rolling 30 days; past it downloads wait
+   * (`waiting_for: upstream_budget`) and cached jobs go on. @defaultValue 12e12 (CDSE: 12 TB per
+   * 30 days per account, then 1 MB/s and one connection)
+   */
+  readonly upstreamMonthlyBytes: number;
   /** Jobs one worker process runs at once. @defaultValue 8 */
   readonly workerConcurrency: number;
   /** Longest a waiting job stays delayed when nobody wakes it (ms). @defaultValue 5000 */
@@ -186,6 +193,7 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     cdsePassword: e.CDSE_PASSWORD,
     cdseTotp: e.CDSE_TOTP,
     upstreamConcurrency: e.UPSTREAM_CONCURRENCY,
+    upstreamMonthlyBytes: e.UPSTREAM_MONTHLY_BYTES,
     workerConcurrency: e.WORKER_CONCURRENCY,
     waiterFallbackDelayMs: e.WAITER_FALLBACK_DELAY_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

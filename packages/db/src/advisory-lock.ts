@@ -1,10 +1,18 @@
 /**
  * Postgres advisory locks: the fleet's deduplication primitive.
  *
- * - The **scene lock** (`scene:<scene_id>`) makes one job per scene the downloader; every other job
- *   for that scene either finds the bands registered or gets out of the way.
+ * - The **band lock** (`band:<scene_id>:<band>`, exclusive) makes one job the downloader of one
+ *   (product, band) file — the unit of download; every other job that wants that file either finds
+ *   it registered or gets out of the way. Jobs that want different bands of one product download
+ *   them at the same time.
+ * - The **scene lock** (`scene:<scene_id>`) has two modes. Every job that downloads bands of a
+ *   product holds it *shared* for as long as it does; a job holds it *exclusive* to prepare the
+ *   product (reset an invalidated row, read the product's metadata from CDSE) and downgrades to
+ *   shared without letting go; the admin cleanup takes it exclusive at transaction level, so it
+ *   never removes a product while one of its bands is being downloaded.
  * - The **upstream slots** (`upstream-slot:<i>`, i < UPSTREAM_CONCURRENCY) cap concurrent CDSE
- *   downloads fleet-wide (CDSE allows 4 per account).
+ *   downloads fleet-wide (CDSE allows 4 per account); one job may hold several, one per file it
+ *   streams.
  *
  * Locks are session-level (`pg_try_advisory_lock`), never blocking, keyed by
  * `hashtextextended(<namespaced string>, 0)` (64-bit), and held on a **dedicated connection** of a
@@ -33,20 +41,30 @@ export function isConnectionError(err: unknown): boolean {
   return /Connection terminated|ECONNRESET|EPIPE|Client has encountered a connection error/i.test(message);
 }
 
-/** Take the advisory lock named `name` without waiting; `true` when this session now holds it. */
-async function tryLock(client: pg.ClientBase, name: string): Promise<boolean> {
-  const res = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [name]);
+/** Advisory lock mode: `exclusive` conflicts with every other hold, `shared` only with exclusive ones. */
+export type LockMode = 'shared' | 'exclusive';
+
+/** Take the advisory lock named `name` in `mode` without waiting; `true` when this session now holds it. */
+async function tryLock(client: pg.ClientBase, name: string, mode: LockMode = 'exclusive'): Promise<boolean> {
+  const fn = mode === 'shared' ? 'pg_try_advisory_lock_shared' : 'pg_try_advisory_lock';
+  const res = await client.query<{ ok: boolean }>(`SELECT ${fn}(hashtextextended($1, 0)) AS ok`, [name]);
   return res.rows[0]?.ok === true;
 }
 
-/** Release one hold of the advisory lock named `name`. */
-async function unlock(client: pg.ClientBase, name: string): Promise<void> {
-  await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]);
+/** Release one hold of the advisory lock named `name` in `mode`. */
+async function unlock(client: pg.ClientBase, name: string, mode: LockMode = 'exclusive'): Promise<void> {
+  const fn = mode === 'shared' ? 'pg_advisory_unlock_shared' : 'pg_advisory_unlock';
+  await client.query(`SELECT ${fn}(hashtextextended($1, 0))`, [name]);
 }
 
 /** The namespaced string a scene lock's key is hashed from. */
 export function sceneLockName(sceneId: string): string {
   return `scene:${sceneId}`;
+}
+
+/** The namespaced string a band lock's key is hashed from: one (product, band) file. */
+export function bandLockName(sceneId: string, bandId: string): string {
+  return `band:${sceneId}:${bandId}`;
 }
 
 /** The namespaced string of upstream slot `i` (0-based). */
@@ -92,7 +110,7 @@ export async function countUpstreamSlotsInUse(db: LockCountQueryable, slots: num
 export interface AdvisoryLocksOptions {
   /** A direct Postgres URL (LOCK_DATABASE_URL). */
   connectionString: string;
-  /** Most lock connections held at once: one per job holding a scene lock. @defaultValue 16 */
+  /** Most lock connections held at once: one per job holding a scene lease. @defaultValue 16 */
   maxConnections?: number;
   /** How often a held lock's connection is probed with `SELECT 1` (ms). @defaultValue 2000 */
   heartbeatMs?: number;
@@ -131,18 +149,19 @@ export class AdvisoryLocks {
   }
 
   /**
-   * Try to take the scene lock. Returns a lease holding the lock on its own connection, or
-   * `undefined` (and holds nothing) when another session has it.
+   * Try to take the scene lock in `mode`. Returns a lease holding it on its own connection (band
+   * locks and upstream slots are then taken on the same connection), or `undefined` (and holds
+   * nothing) when another session holds it in a conflicting mode.
    *
    * @throws pg errors when Postgres is unreachable.
    */
-  async tryAcquireScene(sceneId: string): Promise<SceneLease | undefined> {
+  async tryAcquireScene(sceneId: string, mode: LockMode = 'shared'): Promise<SceneLease | undefined> {
     return this.withFreshConnection(async (client) => {
-      if (!(await tryLock(client, sceneLockName(sceneId)))) {
+      if (!(await tryLock(client, sceneLockName(sceneId), mode))) {
         client.release();
         return undefined;
       }
-      return new SceneLease(client, sceneId, this.heartbeatMs, this.logger);
+      return new SceneLease(client, sceneId, mode, this.heartbeatMs, this.logger);
     });
   }
 
@@ -167,11 +186,17 @@ export class AdvisoryLocks {
   }
 
   /**
-   * Whether the scene lock is free right now (takes and drops it). For a waiter's re-check after
-   * registering, so a release between its failed try-lock and its registration is not missed.
+   * Whether the scene lock could be taken in `mode` right now (takes and drops it). For a waiter's
+   * re-check after registering, so a release between its failed try-lock and its registration is
+   * not missed.
    */
-  async isSceneFree(sceneId: string): Promise<boolean> {
-    return this.probe([sceneLockName(sceneId)]);
+  async isSceneFree(sceneId: string, mode: LockMode = 'exclusive'): Promise<boolean> {
+    return this.probe([sceneLockName(sceneId)], mode);
+  }
+
+  /** Whether nobody holds the band lock of (`sceneId`, `bandId`) right now (takes and drops it). */
+  async isBandFree(sceneId: string, bandId: string): Promise<boolean> {
+    return this.probe([bandLockName(sceneId, bandId)]);
   }
 
   /** Whether any of the `slots` upstream slots is free right now (takes and drops it). */
@@ -187,12 +212,12 @@ export class AdvisoryLocks {
     return countUpstreamSlotsInUse(this.pool, slots);
   }
 
-  private async probe(names: string[]): Promise<boolean> {
+  private async probe(names: string[], mode: LockMode = 'exclusive'): Promise<boolean> {
     return this.withFreshConnection(async (client) => {
       let free = false;
       for (const name of names) {
-        if (await tryLock(client, name)) {
-          await unlock(client, name);
+        if (await tryLock(client, name, mode)) {
+          await unlock(client, name, mode);
           free = true;
           break;
         }
@@ -209,14 +234,17 @@ export class AdvisoryLocks {
 }
 
 /**
- * A held scene lock on a dedicated connection, plus at most one upstream slot on the same
- * connection. `signal` aborts when the connection fails (error, end, or a failed heartbeat):
- * the lock is gone, so the holder must abort its upload and must not register anything.
+ * A held scene lock on a dedicated connection, plus the band locks and upstream slots its job
+ * takes on the same connection (any number of each). `signal` aborts when the connection fails
+ * (error, end, or a failed heartbeat): every lock is gone with the session, so the holder must
+ * abort its uploads and must not register anything.
  */
 export class SceneLease {
   readonly sceneId: string;
+  private modeHeld: LockMode;
   private readonly controller = new AbortController();
-  private slot: number | undefined;
+  private readonly slots = new Set<number>();
+  private readonly bands = new Set<string>();
   private released = false;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly onConnectionError: (err: Error) => void;
@@ -226,10 +254,12 @@ export class SceneLease {
   constructor(
     private readonly client: pg.PoolClient,
     sceneId: string,
+    mode: LockMode,
     heartbeatMs: number,
     private readonly logger: Logger | undefined,
   ) {
     this.sceneId = sceneId;
+    this.modeHeld = mode;
     this.onConnectionError = (err) => this.lose(err);
     this.onConnectionEnd = () => this.lose(new Error('lock connection ended'));
     client.on('error', this.onConnectionError);
@@ -245,35 +275,73 @@ export class SceneLease {
     return this.controller.signal;
   }
 
-  /** The upstream slot held, if any. */
-  get upstreamSlot(): number | undefined {
-    return this.slot;
+  /** The mode the scene lock is held in. */
+  get mode(): LockMode {
+    return this.modeHeld;
+  }
+
+  /** The upstream slots held (slot numbers). */
+  get upstreamSlots(): readonly number[] {
+    return [...this.slots];
   }
 
   /**
-   * Try to take one of the `slots` fleet-wide upstream slots, in random order (so workers don't
-   * all contend for slot 0). Returns the slot number or `undefined` when all are taken.
+   * Exclusive → shared without a moment where the scene is unlocked: take the shared hold, then
+   * drop the exclusive one (a session may hold both). No-op when already shared.
+   * @throws ScenecacheError `lock_lost` when the lock connection is gone.
+   */
+  async downgradeToShared(): Promise<void> {
+    this.throwIfLost();
+    if (this.modeHeld === 'shared') return;
+    const name = sceneLockName(this.sceneId);
+    if (!(await tryLock(this.client, name, 'shared'))) throw new Error(`could not add a shared hold on ${name} while holding it exclusive`);
+    await unlock(this.client, name, 'exclusive');
+    this.modeHeld = 'shared';
+  }
+
+  /**
+   * Try to become the downloader of one band file: its band lock, exclusive.
+   * @returns false when another job holds it.
+   * @throws ScenecacheError `lock_lost` when the lock connection is gone.
+   */
+  async tryLockBand(bandId: string): Promise<boolean> {
+    this.throwIfLost();
+    if (this.bands.has(bandId)) return true;
+    if (!(await tryLock(this.client, bandLockName(this.sceneId, bandId)))) return false;
+    this.bands.add(bandId);
+    return true;
+  }
+
+  /** Release a band lock taken by {@link tryLockBand} (no-op when not held or the connection is gone). */
+  async unlockBand(bandId: string): Promise<void> {
+    if (!this.bands.delete(bandId) || this.controller.signal.aborted) return;
+    await unlock(this.client, bandLockName(this.sceneId, bandId));
+  }
+
+  /**
+   * Try to take one more of the `slots` fleet-wide upstream slots (not one this lease holds), in
+   * random order (so workers don't all contend for slot 0). Returns the slot number or
+   * `undefined` when all are taken.
    *
    * @throws ScenecacheError `lock_lost` when the lock connection is gone.
    */
   async tryAcquireUpstreamSlot(slots: number): Promise<number | undefined> {
     this.throwIfLost();
-    if (this.slot !== undefined) return this.slot;
-    const order = Array.from({ length: slots }, (_, i) => i).sort(() => Math.random() - 0.5);
+    const order = Array.from({ length: slots }, (_, i) => i)
+      .filter((i) => !this.slots.has(i))
+      .sort(() => Math.random() - 0.5);
     for (const i of order) {
       if (await tryLock(this.client, upstreamSlotLockName(i))) {
-        this.slot = i;
+        this.slots.add(i);
         return i;
       }
     }
     return undefined;
   }
 
-  /** Give the upstream slot back (keeps the scene lock). */
-  async releaseUpstreamSlot(): Promise<void> {
-    if (this.slot === undefined || this.controller.signal.aborted) return;
-    const slot = this.slot;
-    this.slot = undefined;
+  /** Give one upstream slot back (keeps the other locks). No-op when not held or the connection is gone. */
+  async releaseUpstreamSlot(slot: number): Promise<void> {
+    if (!this.slots.delete(slot) || this.controller.signal.aborted) return;
     await unlock(this.client, upstreamSlotLockName(slot));
   }
 
@@ -283,13 +351,16 @@ export class SceneLease {
   }
 
   /**
-   * Release the slot and the scene lock and return the connection. Idempotent. A broken
-   * connection is destroyed instead of returned (its locks are already gone with the session).
+   * Release every lock of the lease (scene, bands, slots) and return the connection. Idempotent.
+   * A broken connection is destroyed instead of returned (its locks are already gone with the
+   * session).
    */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
     clearInterval(this.heartbeat);
+    this.slots.clear();
+    this.bands.clear();
     const broken = this.controller.signal.aborted;
     try {
       if (!broken) await this.client.query('SELECT pg_advisory_unlock_all()');

@@ -22,7 +22,7 @@ import { ValidationError } from '@scenecache/core';
 import type { Queryable } from './database.js';
 import { decodePageCursor, encodePageCursor, invalidCursor } from './page-cursor.js';
 import type { CachedBand, SceneCacheRow } from './schema.js';
-import { markBandsInvalid } from './scene-cache.repository.js';
+import { deleteBandEntries } from './scene-cache.repository.js';
 
 /** A validated scene name pattern (see {@link parseScenePattern}). */
 export interface ScenePattern {
@@ -184,7 +184,7 @@ export async function removeBandEntries(db: Queryable, sceneId: string, expected
       .forUpdate()
       .executeTakeFirst();
     if (!row || row.ids.length === 0) return [];
-    await markBandsInvalid(trx, sceneId, row.ids);
+    await deleteBandEntries(trx, sceneId, row.ids);
     return row.ids;
   };
   return db.isTransaction ? run(db) : db.transaction().execute(run);

@@ -261,6 +261,7 @@ export async function markJobActive(db: Queryable, input: MarkJobActiveInput): P
         started_at: sql<Date>`COALESCE(download_jobs.started_at, now())`,
         attempts: (eb) => eb.ref('excluded.attempts'),
         worker_id: (eb) => eb.ref('excluded.worker_id'),
+        waiting_for: null,
         updated_at: sql<Date>`now()`,
       }),
     )
@@ -269,15 +270,17 @@ export async function markJobActive(db: Queryable, input: MarkJobActiveInput): P
 }
 
 /**
- * The job got out of the way (delayed) to wait for another job's download or an upstream slot:
- * `waits` + 1, and status back to `queued` — it holds no worker slot while it waits.
+ * The job got out of the way (delayed) to wait for another job's download, an upstream slot or
+ * the transfer budget: `waits` + 1, `waiting_for` = what it waits for, and status back to
+ * `queued` — it holds no worker slot while it waits.
  *
+ * @param waitingFor - e.g. `band_download`, `upstream_slot`, `upstream_budget`.
  * @returns whether the row exists.
  */
-export async function recordJobWait(db: Queryable, id: string): Promise<boolean> {
+export async function recordJobWait(db: Queryable, id: string, waitingFor: string): Promise<boolean> {
   const result = await db
     .updateTable('download_jobs')
-    .set((eb) => ({ waits: eb('waits', '+', 1), status: 'queued' as const, updated_at: sql<Date>`now()` }))
+    .set((eb) => ({ waits: eb('waits', '+', 1), status: 'queued' as const, waiting_for: waitingFor, updated_at: sql<Date>`now()` }))
     .where('id', '=', id)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;

@@ -20,3 +20,5 @@ export * from './download-job.repository.js';
 export * from './cache-stats.repository.js';
 export * from './api-key.repository.js';
 export * from './cache-admin.repository.js';
+export * from './upstream-product.repository.js';
+export * from './upstream-transfer.repository.js';

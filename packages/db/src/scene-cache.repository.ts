@@ -111,13 +111,13 @@ async function upsertBands(db: Queryable, input: RegisterBandsInput): Promise<Sc
 }
 
 /**
- * Remove bands from the scene's row (objects found missing or truncated), recomputing
+ * Delete band entries from the scene's row (objects found missing or truncated), recomputing
  * `total_bytes` and setting `updated_at`. The row stays valid: its other bands are still good.
  * Unknown band ids are ignored.
  *
  * @returns the row after the write; `undefined` when the scene has no row.
  */
-export async function markBandsInvalid(db: Queryable, sceneId: string, bandIds: readonly string[]): Promise<SceneCacheRow | undefined> {
+export async function deleteBandEntries(db: Queryable, sceneId: string, bandIds: readonly string[]): Promise<SceneCacheRow | undefined> {
   // SET expressions all see the old row, so both compute from the same remaining bands.
   const remaining = sql<string>`(global_scene_cache.bands - ${[...bandIds]}::text[])`;
   return db

@@ -4,6 +4,7 @@
  * int8 columns are parsed as JS numbers (byte counts stay below 2^53).
  */
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { SafeFile } from '@scenecache/core';
 
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 
@@ -23,6 +24,14 @@ export interface CachedBand {
   registered_at: string;
   /** The job whose download registered the band (absent in rows written before it was recorded). */
   job_id?: string;
+  /**
+   * Random id of the upload that stored the object (also its `upload-id` metadata; absent in
+   * rows written before it was recorded). Tells the object this entry describes from a later
+   * upload to the same key.
+   */
+  upload_id?: string;
+  /** Bytes the registering job fetched from upstream for it (0: it adopted an object another job stored). */
+  downloaded_bytes?: number;
 }
 
 export interface GlobalSceneCacheTable {
@@ -82,6 +91,8 @@ export interface DownloadJobsTable {
   attempts: Generated<number>;
   /** How many times the job got out of the way (delayed) waiting for a lock or an upstream slot. */
   waits: Generated<number>;
+  /** What the delayed job waits for (`band_download`, `upstream_slot`, `upstream_budget`, `product_preparation`); null while it runs or once it ended (migration 0004). */
+  waiting_for: ColumnType<string | null, string | null | undefined, string | null>;
   error_code: string | null;
   error_message: string | null;
   idempotency_key: string | null;
@@ -143,6 +154,31 @@ export interface ApiKeysTable {
   last_used_at: NullableTimestamp;
 }
 
+/** What CDSE said about a product (migration 0004), read once per product. */
+export interface UpstreamProductsTable {
+  /** Product name without `.SAFE`. */
+  scene_id: string;
+  /** OData `Id`: the key of every download URL. */
+  cdse_product_id: string;
+  /** The OData catalogue entry as CDSE returned it (`Id`, `Name`, `ContentLength`, `ContentDate`, …). */
+  product: ColumnType<Record<string, unknown>, string, string>;
+  /** Every file of `manifest.safe`: `{path, size, sha3_256}`. */
+  files: ColumnType<SafeFile[], string, string>;
+  fetched_at: Generated<Date>;
+}
+
+/** One file download started against the CDSE account (migration 0004): the transfer budget's window. */
+export interface UpstreamTransfersTable {
+  id: Generated<number>;
+  scene_id: string;
+  band: string;
+  tenant_id: string;
+  job_id: string;
+  /** The file's size (bytes). */
+  bytes: number;
+  started_at: Generated<Date>;
+}
+
 /** The database as Kysely sees it. */
 export interface DB {
   global_scene_cache: GlobalSceneCacheTable;
@@ -153,6 +189,8 @@ export interface DB {
   /** View (read-only). */
   tenant_daily_stats: TenantDailyStatsView;
   api_keys: ApiKeysTable;
+  upstream_products: UpstreamProductsTable;
+  upstream_transfers: UpstreamTransfersTable;
 }
 
 export type SceneCacheRow = Selectable<GlobalSceneCacheTable>;

@@ -257,15 +257,16 @@ describe('worker-side transitions', () => {
     expect(active).toMatchObject({ status: 'active', attempts: 1, worker_id: 'w1', enqueued_at: row.enqueued_at });
     expect(active.started_at).toBeInstanceOf(Date);
 
-    expect(await recordJobWait(t.db, row.id)).toBe(true);
-    expect(await recordJobWait(t.db, row.id)).toBe(true);
-    expect(await recordJobWait(t.db, 'no-such-job')).toBe(false);
+    expect(await recordJobWait(t.db, row.id, 'band_download')).toBe(true);
+    expect(await recordJobWait(t.db, row.id, 'upstream_slot')).toBe(true);
+    expect(await recordJobWait(t.db, 'no-such-job', 'upstream_slot')).toBe(false);
+    expect(await findJobById(t.db, row.id)).toMatchObject({ status: 'queued', waits: 2, waiting_for: 'upstream_slot' });
 
     const retry = await markJobFailed(t.db, row.id, { code: 'upstream_unavailable', message: 'CDSE answered 503', attempt: 1, final: false });
     expect(retry).toMatchObject({ status: 'queued', error_code: 'upstream_unavailable', error_message: 'CDSE answered 503', finished_at: null, waits: 2 });
 
     const again = await markJobActive(t.db, { ...activeInput, workerId: 'w2', attempt: 2 });
-    expect(again).toMatchObject({ status: 'active', attempts: 2, worker_id: 'w2' });
+    expect(again).toMatchObject({ status: 'active', attempts: 2, worker_id: 'w2', waiting_for: null });
     expect(again.started_at).toEqual(active.started_at); // the first start counts
 
     const done = await markJobCompleted(t.db, row.id, result(), 'w2');

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import {
   findScene,
   invalidateSceneEntries,
-  markBandsInvalid,
+  deleteBandEntries,
   recordCacheHit,
   registerBands,
 } from '@scenecache/db';
@@ -126,11 +126,11 @@ describe('registerBands', () => {
   });
 });
 
-describe('markBandsInvalid', () => {
+describe('deleteBandEntries', () => {
   it('removes the bands, recomputes total_bytes and keeps the row valid', async () => {
     const before = await registerBands(t.db, registration({ B04: 100, B08: 200, B11: 30 }));
 
-    const row = await markBandsInvalid(t.db, SCENE, ['B08', 'B11', 'B99']);
+    const row = await deleteBandEntries(t.db, SCENE, ['B08', 'B11', 'B99']);
 
     expect(row?.bands).toEqual({ B04: band('B04', 100) });
     expect(row?.total_bytes).toBe(100);
@@ -140,13 +140,13 @@ describe('markBandsInvalid', () => {
 
   it('leaves an empty band map when every band goes', async () => {
     await registerBands(t.db, registration({ B04: 100 }));
-    const row = await markBandsInvalid(t.db, SCENE, ['B04']);
+    const row = await deleteBandEntries(t.db, SCENE, ['B04']);
     expect(row?.bands).toEqual({});
     expect(row?.total_bytes).toBe(0);
   });
 
   it('returns undefined for an unknown scene', async () => {
-    expect(await markBandsInvalid(t.db, 'nope', ['B04'])).toBeUndefined();
+    expect(await deleteBandEntries(t.db, 'nope', ['B04'])).toBeUndefined();
   });
 });
 

@@ -9,8 +9,18 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { createDatabase, createDb, dropDatabase, pgErrorCode, withDatabaseName, type DB } from '@scenecache/db';
 
-/** The migrated template every test database is cloned from. */
+/** Prefix of the migrated template databases every test database is cloned from. */
 export const TEST_TEMPLATE_DATABASE = 'scenecache_test_template';
+
+/**
+ * The template of this run: `SCENECACHE_TEST_TEMPLATE_DATABASE`, which the global setup sets to
+ * {@link TEST_TEMPLATE_DATABASE} + the migrations' fingerprint, so concurrent runs of different
+ * checkouts on one server (a branch with a new migration beside main) each clone their own
+ * template instead of rebuilding one name under each other.
+ */
+export function testTemplateDatabase(): string {
+  return process.env.SCENECACHE_TEST_TEMPLATE_DATABASE || TEST_TEMPLATE_DATABASE;
+}
 
 /**
  * Prefix of every per-test database. Names are `scenecache_t_<base36 ms timestamp>_<hex>`: the
@@ -45,7 +55,7 @@ export function uniqueTestDatabaseName(): string {
 }
 
 /**
- * Create a database cloned from {@link TEST_TEMPLATE_DATABASE} (schema migrated, tables empty).
+ * Create a database cloned from {@link testTemplateDatabase} (schema migrated, tables empty).
  * Call `drop()` in `afterAll`.
  *
  * @throws when the template does not exist (run the test through the jest integration project).
@@ -55,10 +65,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const url = testDatabaseUrl(name);
   try {
     // createDatabase retries while the template is briefly "being accessed by other users" (55006).
-    await createDatabase(url, { template: TEST_TEMPLATE_DATABASE });
+    await createDatabase(url, { template: testTemplateDatabase() });
   } catch (err) {
     if (pgErrorCode(err) === '3D000') {
-      throw new Error(`template database ${TEST_TEMPLATE_DATABASE} does not exist: run integration tests through jest (its globalSetup builds it)`, { cause: err });
+      throw new Error(`template database ${testTemplateDatabase()} does not exist: run integration tests through jest (its globalSetup builds it)`, { cause: err });
     }
     throw err;
   }
