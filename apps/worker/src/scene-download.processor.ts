@@ -279,6 +279,8 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
       metadata ??= await fetchUpstreamProduct(run);
       claim.metadata = metadata;
       await lease.downgradeToShared();
+      // Jobs that waited for the preparation need the lock shared only: they may come in now.
+      await waiters.wake({ kind: 'scene', sceneId, mode: 'shared' });
     }
     await failpoint(settings.failpoints, 'scene-locked', log);
     // Double-checked: other jobs may have registered some of our bands meanwhile.
@@ -545,7 +547,8 @@ const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'E
 
 /**
  * Whether `err` is a raw connection failure (Postgres unreachable or its connection dropped, as
- * pg and pg-pool report it), as opposed to a failure of the job. Our own errors
+ * pg and pg-pool report it) or Postgres refusing for lack of resources (SQLSTATE 53xxx, e.g. too
+ * many connections), as opposed to a failure of the job. Our own errors
  * ({@link ScenecacheError}: upstream, storage, `lock_lost`, …) keep their retry policy.
  */
 function isDependencyUnavailable(err: unknown, depth = 0): boolean {
@@ -553,6 +556,9 @@ function isDependencyUnavailable(err: unknown, depth = 0): boolean {
   if (isConnectionError(err)) return true;
   const { code, message, cause, errors } = err as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
   if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true;
+  // SQLSTATE class 53, insufficient resources (53300 too_many_connections, 53100 disk_full, …):
+  // the server is there but cannot serve us now (postgresql.org/docs/current/errcodes-appendix.html).
+  if (typeof code === 'string' && /^53[0-9A-Z]{3}$/.test(code)) return true;
   if (typeof message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(message)) return true;
   if (Array.isArray(errors) && errors.some((e) => isDependencyUnavailable(e, depth + 1))) return true;
   return isDependencyUnavailable(cause, depth + 1);
