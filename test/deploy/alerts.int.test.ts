@@ -63,6 +63,7 @@ beforeAll(async () => {
   worker.jobFailed();
   worker.lockWait('scene');
   worker.lockWait('upstream-slot');
+  worker.lockWait('upstream-budget');
   worker.rateLimited();
   worker.upstreamFile(100);
   const workerExposition = readExposition(await worker.scrape());
@@ -112,6 +113,8 @@ describe('the alert rules select metrics the code exports', () => {
       'scenecache_upstream_rate_limited_total',
       'scenecache_upstream_slots_in_use',
       'scenecache_upstream_slots_limit',
+      'scenecache_upstream_window_bytes',
+      'scenecache_upstream_budget_bytes',
       'scenecache_queue_jobs',
       'scenecache_jobs_enqueued_total',
       'scenecache_http_requests_total',
@@ -124,6 +127,9 @@ describe('the alert rules select metrics the code exports', () => {
     // comes from both processes.
     expect(samplesOf('scenecache_queue_jobs').map((s) => s.labels.state).sort()).toEqual(['active', 'active', 'delayed', 'delayed', 'prioritized', 'prioritized', 'waiting', 'waiting']);
     expect(samplesOf('scenecache_upstream_slots_in_use')).toEqual([{ name: 'scenecache_upstream_slots_in_use', labels: {}, value: 0 }]);
+    // The transfer budget gauges come from the API (the window read from Postgres: none yet).
+    expect(samplesOf('scenecache_upstream_window_bytes')).toEqual([{ name: 'scenecache_upstream_window_bytes', labels: {}, value: 0 }]);
+    expect(samplesOf('scenecache_upstream_budget_bytes')).toEqual([{ name: 'scenecache_upstream_budget_bytes', labels: {}, value: api.settings.upstreamMonthlyBytes }]);
   });
 
   const cases = rules.flatMap((rule) => analyzePromql(rule.expr).selectors.map((s) => [rule.alert, s.metric, s] as const));

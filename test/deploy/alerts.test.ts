@@ -31,7 +31,13 @@ import {
 /** The scrape job names the rules assume (deploy/compose/prometheus/prometheus.yml uses them). */
 const JOBS = ['scenecache-api', 'scenecache-worker'];
 /** Gauges that read shared state at scrape time: every process reports the fleet-wide value. */
-const FLEET_GAUGES = ['scenecache_queue_jobs', 'scenecache_upstream_slots_in_use', 'scenecache_upstream_slots_limit'];
+const FLEET_GAUGES = [
+  'scenecache_queue_jobs',
+  'scenecache_upstream_slots_in_use',
+  'scenecache_upstream_slots_limit',
+  'scenecache_upstream_window_bytes',
+  'scenecache_upstream_budget_bytes',
+];
 const SEVERITIES = ['critical', 'warning', 'info'];
 /** Prometheus' alert template functions used in annotations (prometheus.io/docs/prometheus/latest/configuration/template_reference/). */
 const TEMPLATE_FUNCTIONS = new Set(['humanize', 'humanize1024', 'humanizeDuration', 'humanizePercentage', 'humanizeTimestamp', 'printf', 'title', 'toUpper', 'toLower']);
@@ -143,6 +149,36 @@ describe('PromQL shape of the expressions', () => {
       }
       if (s.metric === 'up') expect(s.matchers.some((m) => m.label === 'job')).toBe(true);
     }
+  });
+
+  it('the transfer budget alerts compare the 30-day window with the exported budget (UPSTREAM_MONTHLY_BYTES), not a byte count written in the rule', () => {
+    const byName = new Map(rules.map((r) => [r.alert, r]));
+    const ratio = 'max(scenecache_upstream_window_bytes) / max(scenecache_upstream_budget_bytes)';
+    const flat = (expr: string) => expr.replace(/\s+/g, ' ').trim();
+    const window = ['scenecache_upstream_window_bytes', 'max', []];
+    const budget = ['scenecache_upstream_budget_bytes', 'max', []];
+
+    const high = byName.get('ScenecacheUpstreamBudgetHigh');
+    expect(high).toBeDefined();
+    expect(flat(high!.expr)).toBe(`${ratio} > 0.9`);
+    expect(analyzePromql(high!.expr).selectors.map((s) => [s.metric, s.enclosingCall, s.matchers])).toEqual([window, budget]);
+    expect([high!.for, high!.labels?.severity]).toEqual(['15m', 'warning']);
+
+    // At or over 100 %, or (workers start a file only when it fits, so the window stops short of
+    // 100 %) jobs waited for the budget; the ratio is the value either way.
+    const exhausted = byName.get('ScenecacheUpstreamBudgetExhausted');
+    expect(exhausted).toBeDefined();
+    expect(flat(exhausted!.expr)).toBe(
+      `( ${ratio} >= 1 ) or ( ${ratio} and on () sum(increase(scenecache_lock_waits_total{reason="upstream-budget"}[15m])) > 0 )`,
+    );
+    expect(analyzePromql(exhausted!.expr).selectors.map((s) => [s.metric, s.enclosingCall, s.matchers])).toEqual([
+      window,
+      budget,
+      window,
+      budget,
+      ['scenecache_lock_waits_total', 'increase', [{ label: 'reason', op: '=', value: 'upstream-budget' }]],
+    ]);
+    expect([exhausted!.for, exhausted!.labels?.severity]).toEqual(['5m', 'critical']);
   });
 
   it.each(rules.map((r) => [r.alert, r] as const))('%s: annotation templates are balanced and use template functions', (_name, rule) => {

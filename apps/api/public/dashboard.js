@@ -1,7 +1,7 @@
 // The scenecache dashboard. Reads only the public API (same origin, relative URLs, so the page also
 // works behind a path prefix), every 5 s while the tab is visible:
 //   GET v1/cache/stats                              totals, per day → cards, chart, cache_status split
-//   GET v1/fleet                                    queue depth and upstream slots in use
+//   GET v1/fleet                                    queue depth, upstream slots in use, transfer budget
 //   GET v1/downloads?limit=20                       latest jobs
 //   GET v1/cache/scenes?order=most_reused&limit=10  most reused products (admin keys only: 403 otherwise)
 // Auth: a 401 shows a key form; the key is kept in sessionStorage (this tab only) and sent as
@@ -25,6 +25,9 @@ const ENDPOINTS = {
   jobs: `v1/downloads?limit=${JOBS_LIMIT}`,
   scenes: `v1/cache/scenes?order=most_reused&limit=${SCENES_LIMIT}`,
 };
+
+/** Share of the transfer budget from which its gauge turns amber (the ScenecacheUpstreamBudgetHigh alert's threshold). */
+const BUDGET_HIGH_RATIO = 0.9;
 
 const JOB_STATUSES = new Set(['queued', 'active', 'completed', 'failed']);
 const CACHE_STATUSES = new Set(['reused', 'downloaded']);
@@ -205,6 +208,7 @@ function renderFleet(fleet) {
   const fill = $('#slots-fill');
   setWidth(fill, limit > 0 ? inUse / limit : 0);
   fill.classList.toggle('full', inUse >= limit);
+  renderBudget(fleet.upstream_budget);
   for (const state of ['waiting', 'prioritized', 'delayed', 'active', 'backlog']) {
     const n = fleet.queue[state];
     setFigure(`queue-${state}`, n, formatCount(n));
@@ -213,6 +217,19 @@ function renderFleet(fleet) {
   const queued = fleet.queue.waiting + fleet.queue.prioritized + fleet.queue.delayed;
   setFigure('progress-queued', queued, formatCount(queued));
   setFigure('progress-active', fleet.queue.active, formatCount(fleet.queue.active));
+}
+
+/** The CDSE transfer budget: bytes started in the last 30 days out of the budget, and when the oldest leaves the window. */
+function renderBudget(budget) {
+  const { window_bytes: used, budget_bytes: total, used_ratio: ratio, frees_at: freesAt } = budget;
+  setFigure('upstream-budget', used, `${formatBytes(used)} / ${formatBytes(total)}`);
+  byTestId('upstream-budget').dataset.budget = String(total);
+  setFigure('upstream-budget-pct', ratio, formatRatio(ratio));
+  setFigure('upstream-budget-frees-at', freesAt, formatInstant(freesAt));
+  const fill = $('#budget-fill');
+  setWidth(fill, ratio);
+  fill.classList.toggle('full', ratio >= 1);
+  fill.classList.toggle('high', ratio >= BUDGET_HIGH_RATIO && ratio < 1);
 }
 
 function renderJobs(page) {
@@ -285,9 +302,16 @@ function clearFigures() {
     el.textContent = '–';
     delete el.dataset.value;
     delete el.dataset.limit;
+    delete el.dataset.budget;
   }
-  for (const el of document.querySelectorAll('.pct')) el.textContent = '';
-  for (const el of document.querySelectorAll('.seg, .gauge-fill')) setWidth(el, 0);
+  for (const el of document.querySelectorAll('.pct')) {
+    el.textContent = '';
+    delete el.dataset.value;
+  }
+  for (const el of document.querySelectorAll('.seg, .gauge-fill')) {
+    setWidth(el, 0);
+    el.classList.remove('full', 'high');
+  }
   byTestId('jobs-body').replaceChildren();
   byTestId('scenes-body').replaceChildren();
   byTestId('scenes-admin-note').hidden = true;

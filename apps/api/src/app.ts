@@ -13,8 +13,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
-import { pingDb, type DB } from '@scenecache/db';
+import { pingDb, upstreamWindow, type DB } from '@scenecache/db';
 import type { ObjectStore } from '@scenecache/storage';
+import { callDependency } from './dependency-call.js';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
 import { Authenticator } from './auth.js';
 import { clientErrorHandler, errorBody, registerErrorHandling } from './error-handler.js';
@@ -137,7 +138,10 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   registerOpenApi(app);
 
   // GET /metrics, and every request timed (a hook on the root instance sees every route).
-  const metrics = new ApiMetrics(deps.queue, deps.logger);
+  const metrics = new ApiMetrics(deps.queue, deps.logger, {
+    windowBytes: async () => (await callDependency('Postgres', timeouts.postgresMs, () => upstreamWindow(deps.db))).bytes,
+    budgetBytes: deps.settings.upstreamMonthlyBytes,
+  });
   registerMetrics(app, metrics);
 
   const enqueue = new DownloadEnqueueService({

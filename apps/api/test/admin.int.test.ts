@@ -198,7 +198,7 @@ describe('POST /v1/admin/cache/invalidate', () => {
     expect(after[L2A]).toMatchObject({ is_valid: false, bands: before[L2A]!.bands, total_bytes: 160 });
     expect(after[L2A]!.updated_at.getTime()).toBeGreaterThan(before[L2A]!.updated_at.getTime());
     for (const other of ALL_SCENES.filter((s) => s !== L2A)) expect(after[other]).toEqual(before[other]);
-    // Objects stay: the next job for the scene replaces them (the worker does not trust them).
+    // Objects stay: the next job for the scene deletes them when it resets the product (the worker does not trust them).
     expect(await keysOf(L2A)).toEqual([`${storagePath(L2A)}/B03.jp2`, `${storagePath(L2A)}/B04.jp2`, `${storagePath(L2A)}/SCL.jp2`]);
 
     const again = await post('/v1/admin/cache/invalidate', { scene_id: L2A });

@@ -1,7 +1,8 @@
 /**
  * The dashboard at `/` in real headless Chromium (Debian's `chromium`, driven by playwright-core)
  * against the API on real Postgres and Redis, with data seeded through the real repositories, a
- * real upstream-slot advisory lock and jobs enqueued through the API. The page must show exactly
+ * real upstream-slot advisory lock, dated `upstream_transfers` rows (the CDSE transfer budget) and
+ * jobs enqueued through the API. The page must show exactly
  * what the API returns (the test fetches the same endpoints and compares), refresh on its own,
  * keep its last good figures through a Redis outage, and ask for a key when auth is on (a tenant
  * key sees its tenant only and gets the "needs an admin key" note for the most reused products).
@@ -20,7 +21,7 @@ import {
   type CachedBand,
   type SceneLease,
 } from '@scenecache/db';
-import { insertFinishedJob, startTcpProxy, type TcpProxy } from '@scenecache/testing';
+import { insertFinishedJob, insertUpstreamTransfers, startTcpProxy, type TcpProxy } from '@scenecache/testing';
 import { DASHBOARD_CSP } from '../src/dashboard/dashboard.routes.js';
 import { launchChromium, waitForDashboardRefresh } from '../src/dashboard/dashboard-browser.js';
 import { L1C, L2A, startTestApi, TEST_REDIS_URL, type TestApi } from './helpers.js';
@@ -53,6 +54,21 @@ async function finishedJob(api: TestApi, tenantId: string, day: string, minute: 
 }
 
 const TENANTS = ['acme', 'globex', 'initech'];
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Upstream transfers dated from `t0` (ms): 3 TB started 20 days before, 1.5 TB 2 days before, and
+ * 7 TB 40 days before (out of the 30-day window). Window 4.5 TB of the default 12 TB budget
+ * (37.5 %); the window frees its oldest 3 TB 10 days after `t0`.
+ */
+async function seedTransfers(api: TestApi, t0: number): Promise<void> {
+  await insertUpstreamTransfers(api.db, [
+    { bytes: 7e12, startedAt: new Date(t0 - 40 * DAY_MS), tenantId: 'acme' },
+    { bytes: 3e12, startedAt: new Date(t0 - 20 * DAY_MS), tenantId: 'globex' },
+    { bytes: 1.5e12, startedAt: new Date(t0 - 2 * DAY_MS), tenantId: 'initech' },
+  ]);
+}
 
 /**
  * 24 finished jobs on three days (a gap on the third): D1 1 downloaded (3 GB) + 5 reused (3 GB
@@ -188,6 +204,8 @@ describe('the dashboard in open dev mode', () => {
   let api: TestApi;
   let locks: AdvisoryLocks;
   const leases: SceneLease[] = [];
+  /** When the transfers were dated from (ms). */
+  const transfersT0 = Date.now();
 
   beforeAll(async () => {
     // Redis through a proxy, so the test can take it away from the API.
@@ -197,6 +215,7 @@ describe('the dashboard in open dev mode', () => {
     await api.queue.waitUntilReady();
     await seedJobs(api);
     await seedScenes(api);
+    await seedTransfers(api, transfersT0);
     // Two jobs enqueued through the API: queued rows, waiting in the queue (no worker runs).
     for (const tenant of ['acme', 'globex']) {
       expect((await api.request('POST', '/v1/downloads', { json: { tenant_id: tenant, scene_id: L1C, bands: ['B02'] } })).status).toBe(202);
@@ -244,7 +263,11 @@ describe('the dashboard in open dev mode', () => {
       expect(await page.locator('#refresh-period').textContent()).toBe('1');
 
       const stats = (await api.request('GET', '/v1/cache/stats')).body as { totals: Json; per_day: Array<Json & { day: string }> };
-      const fleet = (await api.request('GET', '/v1/fleet')).body as { queue: Record<string, number>; upstream_slots: { in_use: number; limit: number } };
+      const fleet = (await api.request('GET', '/v1/fleet')).body as {
+        queue: Record<string, number>;
+        upstream_slots: { in_use: number; limit: number };
+        upstream_budget: { window_bytes: number; budget_bytes: number; used_ratio: number; frees_at: string | null };
+      };
       const jobs = (await api.request('GET', '/v1/downloads?limit=20')).body as { items: Array<{ job_id: string }> };
       const scenes = (await api.request('GET', '/v1/cache/scenes?order=most_reused&limit=10')).body as { items: Array<{ scene_id: string; download_count: number }> };
 
@@ -275,6 +298,19 @@ describe('the dashboard in open dev mode', () => {
       }
       expect(await value(page, 'progress-queued')).toBe(String(fleet.queue.waiting! + fleet.queue.prioritized! + fleet.queue.delayed!));
       expect(await value(page, 'progress-active')).toBe(String(fleet.queue.active));
+
+      // The CDSE transfer budget, next to the slots: the window's bytes of the budget, the share,
+      // and when the oldest transfer in the window leaves it.
+      const freesAt = new Date(transfersT0 + 10 * DAY_MS).toISOString();
+      expect(fleet.upstream_budget).toEqual({ window_bytes: 4.5e12, budget_bytes: 12e12, used_ratio: 0.375, frees_at: freesAt });
+      expect(await text(page, 'upstream-budget')).toBe('4.50 TB / 12.0 TB');
+      expect(await value(page, 'upstream-budget')).toBe('4500000000000');
+      expect(await page.getByTestId('upstream-budget').getAttribute('data-budget')).toBe('12000000000000');
+      expect(await text(page, 'upstream-budget-pct')).toBe('37.5%');
+      expect(await value(page, 'upstream-budget-pct')).toBe('0.375');
+      expect(await text(page, 'upstream-budget-frees-at')).toBe(freesAt.slice(0, 19).replace('T', ' '));
+      expect(await value(page, 'upstream-budget-frees-at')).toBe(freesAt);
+      expect(await inPage<string>(page, `document.querySelector('#budget-fill').style.width`)).toBe('37.5%');
 
       // Latest jobs: the API's first page, in its order (the two queued jobs first).
       expect(jobs.items).toHaveLength(20);
@@ -314,6 +350,7 @@ describe('the dashboard in open dev mode', () => {
       await banner.waitFor({ state: 'visible', timeout: 20_000 });
       expect(await banner.textContent()).toMatch(/v1\/fleet → 503 service_unavailable/);
       expect(await text(page, 'slots-in-use')).toBe('2 / 4');
+      expect(await text(page, 'upstream-budget')).toBe('4.50 TB / 12.0 TB');
       expect(await value(page, 'total-requests')).toBe('22');
       expect(await rowIds(page, 'job-row', 'jobId')).toEqual(jobs.items.map((j) => j.job_id));
 
@@ -384,6 +421,11 @@ describe('the dashboard with auth on', () => {
       expect(await rowIds(page, 'job-row', 'jobId')).toEqual(jobs.items.map((j) => j.job_id));
       // Fleet figures are not tenant data: shown for any key.
       expect(await text(page, 'slots-in-use')).toBe('0 / 4');
+      // No transfer in this database: nothing used, nothing to free.
+      expect(await text(page, 'upstream-budget')).toBe('0 B / 12.0 TB');
+      expect(await text(page, 'upstream-budget-pct')).toBe('0.0%');
+      expect(await text(page, 'upstream-budget-frees-at')).toBe('—');
+      expect(await value(page, 'upstream-budget-frees-at')).toBeNull();
       // The most reused products need an admin key: a note, not a broken panel.
       expect(await page.getByTestId('scenes-admin-note').isVisible()).toBe(true);
       expect(await page.getByTestId('scenes-table').isHidden()).toBe(true);

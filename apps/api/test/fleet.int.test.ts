@@ -2,7 +2,9 @@
  * `GET /v1/fleet` on a real queue and real advisory locks: the queue counts match jobs put in
  * known BullMQ states; `upstream_slots.in_use` matches upstream-slot locks taken by the workers' own
  * lock code (`AdvisoryLocks` / `SceneLease`) on separate connections — and only those (a scene
- * lock, a slot beyond the limit and another database's slot lock do not count); auth and outages.
+ * lock, a slot beyond the limit and another database's slot lock do not count);
+ * `upstream_budget` sums the `upstream_transfers` rows of the last 30 days (not older ones) against
+ * UPSTREAM_MONTHLY_BYTES, with when the oldest leaves the window; auth and outages.
  */
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
@@ -10,8 +12,10 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { SCENE_DOWNLOAD_QUEUE, type DownloadJobData } from '@scenecache/core';
 import { AdvisoryLocks, createApiKey, createDb, upstreamSlotLockName, type SceneLease } from '@scenecache/db';
-import { createTestDatabase, until } from '@scenecache/testing';
+import { createTestDatabase, insertUpstreamTransfers, until } from '@scenecache/testing';
 import { CLOSED_REDIS_URL, L1C, L2A, startTestApi, TEST_REDIS_URL, type TestApi } from './helpers.js';
+
+const DAY_MS = 86_400_000;
 
 function jobData(tenantId: string, sceneId: string): DownloadJobData {
   return { tenant_id: tenantId, scene_id: sceneId, bands: ['B04'], enqueued_at: new Date().toISOString() };
@@ -49,10 +53,50 @@ describe('GET /v1/fleet (open dev mode)', () => {
     expect(res.body).toEqual({
       queue: { waiting: 0, prioritized: 0, delayed: 0, active: 0, backlog: 0 },
       upstream_slots: { in_use: 0, limit: api.settings.upstreamConcurrency },
+      upstream_budget: { window_bytes: 0, budget_bytes: 12_000_000_000_000, used_ratio: 0, frees_at: null },
       at: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/) as string,
     });
     expect(api.settings.upstreamConcurrency).toBe(4);
+    expect(api.settings.upstreamMonthlyBytes).toBe(12e12);
     expect(Math.abs(Date.parse(res.body.at as string) - Date.now())).toBeLessThan(60_000);
+  });
+
+  it('sums the transfers of the last 30 days against the budget, and says when the oldest leaves the window', async () => {
+    const t0 = Date.now();
+    const oldest = new Date(t0 - 29 * DAY_MS);
+    await insertUpstreamTransfers(api.db, [
+      // Outside the window (31 days ago): not counted, however large.
+      { bytes: 5_000_000_000_000, startedAt: new Date(t0 - 31 * DAY_MS), band: 'B02' },
+      { bytes: 4_000_000_000_000, startedAt: oldest, band: 'B03' },
+      { bytes: 3_000_000_000_000, startedAt: new Date(t0 - 12 * DAY_MS), band: 'B04' },
+      { bytes: 1_999_864_500_000, startedAt: new Date(t0 - 3 * DAY_MS), band: 'B08', tenantId: 'globex' },
+      // A real 10 m band's size, started a minute ago.
+      { bytes: 135_500_000, startedAt: new Date(t0 - 60_000), band: 'B8A', tenantId: 'initech' },
+    ]);
+    const res = await api.request('GET', '/v1/fleet');
+    expect(res.status).toBe(200);
+    expect(res.body.upstream_budget).toEqual({
+      window_bytes: 9_000_000_000_000,
+      budget_bytes: 12_000_000_000_000,
+      used_ratio: 0.75,
+      // The oldest transfer in the window + 30 days: tomorrow, whatever the request's own time.
+      frees_at: new Date(t0 + DAY_MS).toISOString(),
+    });
+
+    // Over the budget: the ratio is not capped at 1 (downloads wait until frees_at).
+    await insertUpstreamTransfers(api.db, [{ bytes: 4_000_000_000_000, startedAt: new Date(t0 - 2 * DAY_MS), band: 'B11' }]);
+    const over = await api.request('GET', '/v1/fleet');
+    expect(over.body.upstream_budget).toEqual({
+      window_bytes: 13_000_000_000_000,
+      budget_bytes: 12_000_000_000_000,
+      used_ratio: 13 / 12,
+      frees_at: new Date(t0 + DAY_MS).toISOString(),
+    });
+
+    // Only the transfer outside the window left: an empty window frees nothing.
+    await api.db.deleteFrom('upstream_transfers').where('started_at', '>', new Date(t0 - 30 * DAY_MS)).execute();
+    expect((await api.request('GET', '/v1/fleet')).body.upstream_budget).toEqual({ window_bytes: 0, budget_bytes: 12_000_000_000_000, used_ratio: 0, frees_at: null });
+    await api.db.deleteFrom('upstream_transfers').execute();
   });
 
   it('counts jobs by queue state; backlog is their sum', async () => {
@@ -126,6 +170,7 @@ describe('GET /v1/fleet (open dev mode)', () => {
     expect(op).toBeDefined();
     expect(op!.tags).toEqual(['fleet']);
     expect(op!.description).toContain('KEDA');
+    expect(op!.description).toContain('UPSTREAM_MONTHLY_BYTES');
     expect(op!.security).toEqual([{ bearerAuth: [] }]);
   });
 });

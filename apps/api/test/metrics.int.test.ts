@@ -2,9 +2,15 @@
  * Issue 4, item 5 — the API's Prometheus `GET /metrics` on real Postgres and Redis: the text
  * exposition format, jobs enqueued (single and batch; an idempotent repeat counts nothing), the
  * queue depth by state read from Redis at scrape time, and HTTP requests by route and status.
+ * Issue 11 — the CDSE transfer window (bytes started in the last 30 days, read from Postgres at
+ * scrape time) and its budget (UPSTREAM_MONTHLY_BYTES); NaN, not a failed scrape, when Postgres
+ * does not answer.
  */
+import { createDb } from '@scenecache/db';
+import { insertUpstreamTransfers, metricValue, parseMetricSamples, type MetricSample } from '@scenecache/testing';
 import { CLOSED_REDIS_URL, L1C, L2A, startTestApi, type TestApi } from './helpers.js';
-import { metricValue, parseMetricSamples, type MetricSample } from '@scenecache/testing';
+
+const DAY_MS = 86_400_000;
 
 describe('API /metrics', () => {
   let api: TestApi;
@@ -31,6 +37,10 @@ describe('API /metrics', () => {
     expect(metricValue(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
     expect(metricValue(samples, 'scenecache_jobs_enqueued_total')).toBe(0);
     for (const state of ['waiting', 'delayed', 'prioritized', 'active']) expect(metricValue(samples, 'scenecache_queue_jobs', { state })).toBe(0);
+    expect(text).toContain('# TYPE scenecache_upstream_window_bytes gauge');
+    expect(text).toContain('# TYPE scenecache_upstream_budget_bytes gauge');
+    expect(metricValue(samples, 'scenecache_upstream_window_bytes')).toBe(0);
+    expect(metricValue(samples, 'scenecache_upstream_budget_bytes')).toBe(12e12);
   });
 
   it('counts enqueued jobs and shows them in the queue depth', async () => {
@@ -74,6 +84,21 @@ describe('API /metrics', () => {
     expect(metricValue(samples, 'scenecache_jobs_enqueued_total')).toBe(4);
   });
 
+  it('reads the transfer window from Postgres at every scrape: the last 30 days only', async () => {
+    const t0 = Date.now();
+    await insertUpstreamTransfers(api.db, [
+      { bytes: 7_000_000_000_000, startedAt: new Date(t0 - 30 * DAY_MS - 60_000) },
+      { bytes: 2_500_000_000_000, startedAt: new Date(t0 - 20 * DAY_MS) },
+      { bytes: 135_500_000, startedAt: new Date(t0 - 60_000) },
+    ]);
+    expect(metricValue((await scrape()).samples, 'scenecache_upstream_window_bytes')).toBe(2_500_135_500_000);
+    await insertUpstreamTransfers(api.db, [{ bytes: 31_000_000, startedAt: new Date(t0) }]);
+    const { samples } = await scrape();
+    expect(metricValue(samples, 'scenecache_upstream_window_bytes')).toBe(2_500_166_500_000);
+    expect(metricValue(samples, 'scenecache_upstream_budget_bytes')).toBe(12e12);
+    await api.db.deleteFrom('upstream_transfers').execute();
+  });
+
   it('answers without the queue depth, instead of hanging, while Redis has never been reachable', async () => {
     const offline = await startTestApi({ redisUrl: CLOSED_REDIS_URL });
     try {
@@ -82,6 +107,24 @@ describe('API /metrics', () => {
       const samples = parseMetricSamples(await res.text());
       expect(samples.filter((s) => s.name === 'scenecache_queue_jobs')).toEqual([]);
       expect(metricValue(samples, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    } finally {
+      await offline.close();
+    }
+  });
+
+  it('exports the configured UPSTREAM_MONTHLY_BYTES, and NaN for the window while Postgres does not answer', async () => {
+    const offline = await startTestApi({
+      db: createDb('postgres://root@127.0.0.1:1/scenecache', { max: 2, connectionTimeoutMillis: 1_000 }),
+      env: { UPSTREAM_MONTHLY_BYTES: '5000000000000' },
+    });
+    try {
+      const res = await fetch(`${offline.baseUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      const samples = parseMetricSamples(await res.text());
+      expect(metricValue(samples, 'scenecache_upstream_budget_bytes')).toBe(5e12);
+      expect(metricValue(samples, 'scenecache_upstream_window_bytes')).toBeNaN();
+      // Redis answers: the queue gauge is unaffected.
+      expect(metricValue(samples, 'scenecache_queue_jobs', { state: 'waiting' })).toBe(0);
     } finally {
       await offline.close();
     }

@@ -286,7 +286,9 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
     // Double-checked: other jobs may have registered some of our bands meanwhile.
     const again = await cache.read(sceneId, read.missing, log);
     claim.cachedMeanwhile = again.cached;
-    const files = again.missing.map((band) => ({ band, file: bandFileOf(metadata!, band, run) }));
+    // Largest files first: they take the first slots, so the product's burst ends as early as the
+    // slots allow (longest-processing-time-first), not with one big file streaming alone at the end.
+    const files = again.missing.map((band) => ({ band, file: bandFileOf(metadata!, band, run) })).sort((x, y) => y.file.size - x.file.size);
 
     const toStream: Array<{ band: Band; file: SafeFile; key: string }> = [];
     for (const { band, file } of files) {
@@ -312,7 +314,8 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
         continue;
       }
       await lease.unlockBand(f.band.id);
-      const target: WaitTarget = withinBudget.has(f) ? { kind: 'upstream-slot', tenantId: request.tenantId, priority: run.job.opts.priority ?? 0 } : { kind: 'upstream-budget' };
+      // Files go largest first: the first one that queues for a slot is the job's largest waiting file.
+      const target: WaitTarget = withinBudget.has(f) ? { kind: 'upstream-slot', tenantId: request.tenantId, priority: run.job.opts.priority ?? 0, bytes: f.file.size } : { kind: 'upstream-budget' };
       if (target.kind === 'upstream-slot') claim.batonUsed = true;
       if (!claim.waitFor.some((t) => t.kind === target.kind)) claim.waitFor.push(target);
     }

@@ -14,7 +14,9 @@
  * served waiting tenant's, so it goes next once and then takes turns — credit from a long idle
  * period does not let it hold the slots, and one tenant flooding the fleet delays another's job by
  * about one file, not by the flood. While slot waiters exist, a job may take a free slot only with
- * the *baton* of a wake-up (one slot per baton) — fresh jobs queue behind the waiters.
+ * the *baton* of a wake-up (one slot per baton) — fresh jobs queue behind the waiters. Between
+ * tenants served alike (a burst of new tenants), the waiter with the largest file goes first:
+ * largest-file-first ends a burst sooner than a big file left to stream alone at its end.
  *
  * Redis keys (under the queue's prefix):
  * - `<prefix>:<queue>:waiters:scene:<scene_id>` — set of job ids waiting for a product's scene lock;
@@ -24,6 +26,7 @@
  * - `<prefix>:<queue>:waiters:slot:tenant:<tenant>` — sorted set of that tenant's slot waiters
  *   (score: priority × 10^13 + registration time in ms);
  * - `<prefix>:<queue>:waiters:slot:service` — hash tenant → upstream bytes served (fairness count);
+ * - `<prefix>:<queue>:waiters:slot:bytes` — hash job id → bytes of the largest file it waits to stream;
  * - `<prefix>:<queue>:waiters:slot-baton:<job_id>` — set while a woken slot waiter has not yet
  *   run: it may take one slot, and passes the wake-up on if it does not.
  */
@@ -36,7 +39,7 @@ import type { LockMode } from '@scenecache/db';
 export type WaitTarget =
   | { kind: 'scene'; sceneId: string; mode: LockMode }
   | { kind: 'band'; sceneId: string; bandId: string }
-  | { kind: 'upstream-slot'; tenantId: string; priority: number }
+  | { kind: 'upstream-slot'; tenantId: string; priority: number; /** Bytes of the largest file the job waits to stream. */ bytes: number }
   | { kind: 'upstream-budget' };
 
 /** The value `download_jobs.waiting_for` records for a target. */
@@ -47,7 +50,7 @@ export function waitingForOf(target: WaitTarget): string {
 /** Waiter keys expire when nobody touches them for a day (a crashed waker leaves no garbage). */
 const WAITER_TTL_SECONDS = 86_400;
 
-/** Registration of a slot waiter (KEYS: tenants, tenant queue, service; ARGV: tenant, job id, score, ttl). */
+/** Registration of a slot waiter (KEYS: tenants, tenant queue, service, bytes; ARGV: tenant, job id, score, ttl, bytes). */
 const REGISTER_SLOT_WAITER = `
 local tenant = ARGV[1]
 if redis.call('SISMEMBER', KEYS[1], tenant) == 0 then
@@ -63,6 +66,8 @@ if redis.call('SISMEMBER', KEYS[1], tenant) == 0 then
   redis.call('SADD', KEYS[1], tenant)
 end
 redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
@@ -70,26 +75,32 @@ return 1
 `;
 
 /**
- * Take the next slot waiter (KEYS: tenants, service; ARGV: tenant queue key prefix): the first job
- * of the waiting tenant with the least service; between tenants served alike, the one whose first
- * job sorts first (priority, then registration time). Returns {tenant, job id} or nil.
+ * Take the next slot waiter (KEYS: tenants, service, bytes; ARGV: tenant queue key prefix): the
+ * first job of the waiting tenant with the least service; between tenants served alike, the one
+ * whose first job waits for the largest file, then the one whose first job sorts first (priority,
+ * then registration time). Returns {tenant, job id} or nil.
  */
 const POP_FAIREST_SLOT_WAITER = `
 while true do
   local best = nil
-  local bestService = nil
-  local bestHead = nil
+  local bestService, bestBytes, bestHead
   for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     local v = tonumber(redis.call('HGET', KEYS[2], t) or '0')
     local first = redis.call('ZRANGE', ARGV[1] .. t, 0, 0, 'WITHSCORES')
     local head = tonumber(first[2] or '0')
-    if best == nil or v < bestService or (v == bestService and head < bestHead) then best = t; bestService = v; bestHead = head end
+    local bytes = tonumber((first[1] and redis.call('HGET', KEYS[3], first[1])) or '0')
+    if best == nil or v < bestService or (v == bestService and (bytes > bestBytes or (bytes == bestBytes and head < bestHead))) then
+      best = t; bestService = v; bestBytes = bytes; bestHead = head
+    end
   end
   if best == nil then return nil end
   local queue = ARGV[1] .. best
   local popped = redis.call('ZPOPMIN', queue, 1)
   if redis.call('ZCARD', queue) == 0 then redis.call('SREM', KEYS[1], best) end
-  if popped[1] ~= nil then return {best, popped[1]} end
+  if popped[1] ~= nil then
+    redis.call('HDEL', KEYS[3], popped[1])
+    return {best, popped[1]}
+  end
 end
 `;
 
@@ -122,6 +133,10 @@ export class SceneWaiters {
     return `${this.base}:slot:service`;
   }
 
+  private get slotBytesKey(): string {
+    return `${this.base}:slot:bytes`;
+  }
+
   private slotQueueKey(tenantId: string): string {
     return `${this.base}:slot:tenant:${tenantId}`;
   }
@@ -130,7 +145,7 @@ export class SceneWaiters {
   async register(target: WaitTarget, jobId: string): Promise<void> {
     if (target.kind === 'upstream-slot') {
       const score = target.priority * PRIORITY_WEIGHT + Date.now();
-      await this.redis.eval(REGISTER_SLOT_WAITER, 3, this.slotTenantsKey, this.slotQueueKey(target.tenantId), this.slotServiceKey, target.tenantId, jobId, String(score), String(WAITER_TTL_SECONDS));
+      await this.redis.eval(REGISTER_SLOT_WAITER, 4, this.slotTenantsKey, this.slotQueueKey(target.tenantId), this.slotServiceKey, this.slotBytesKey, target.tenantId, jobId, String(score), String(WAITER_TTL_SECONDS), String(target.bytes));
       return;
     }
     const key = this.setKey(target);
@@ -161,7 +176,7 @@ export class SceneWaiters {
   async wakeSlotWaiters(limit = 1): Promise<number> {
     let promoted = 0;
     while (promoted < limit) {
-      const next = (await this.redis.eval(POP_FAIREST_SLOT_WAITER, 2, this.slotTenantsKey, this.slotServiceKey, `${this.base}:slot:tenant:`)) as [string, string] | null;
+      const next = (await this.redis.eval(POP_FAIREST_SLOT_WAITER, 3, this.slotTenantsKey, this.slotServiceKey, this.slotBytesKey, `${this.base}:slot:tenant:`)) as [string, string] | null;
       if (!next) break;
       const id = next[1];
       // The baton is set before the promote: the woken job may run at once.

@@ -10,8 +10,9 @@
  *   its object is deleted, so the worker cannot adopt it as a left-over upload, and the other
  *   bands are still reused;
  * - an invalidation that commits while a job downloads other bands of the same scene (under the
- *   scene lock, which invalidation does not take): the job's registration drops the invalidated
- *   bands and deletes their objects, and the job runs again to download the ones it meant to reuse;
+ *   scene lock, which invalidation does not take): the job's registration is refused, and the job
+ *   runs again — it resets the product (deleting the objects the invalidated row described),
+ *   adopts the band it had just stored and downloads the one it meant to reuse;
  * - the cleanup of an invalidated scene leaves neither row nor object of it, and the next job
  *   downloads it into a consistent cache.
  */
@@ -148,7 +149,7 @@ describe('cache admin end to end', () => {
     expect((await h.s3.store.listKeys(h.settings.globalBucket, prefix)).sort()).toEqual(Object.values(row!.bands).map((b) => b.key).sort());
   });
 
-  it('an invalidation during another band\'s download: the job drops the invalidated bands, deletes their objects and downloads them again', async () => {
+  it('an invalidation during another band\'s download: the job runs again, resets the product, adopts what it stored and downloads the rest again', async () => {
     const first = await run({ tenant_id: 'race-first', scene_id: RACED, bands: ['B02'] });
     expect(first).toMatchObject({ status: 'completed', cache_status: 'downloaded' });
     const b02 = await h.upstreamFile(RACED, 'B02');
@@ -164,8 +165,9 @@ describe('cache admin end to end', () => {
     expect((await admin(h.apiUrl, '/cache/invalidate', { scene_id: RACED })).body).toMatchObject({ invalidated: 1 });
 
     const [slowRow] = await h.waitForJobs([slow.body.job_id!]);
-    // Registering B03 dropped the invalidated B02 and deleted its object, so the job did not serve
-    // B02 from the row it had read: it ran again (no attempt spent) and downloaded B02 too.
+    // Registering B03 was refused (the row was invalid), so the job did not serve B02 from the row
+    // it had read: it ran again (no attempt spent), reset the product (deleting B02's object),
+    // adopted its own B03 upload (downloaded once) and downloaded B02 again.
     expect(slowRow).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: ['B02', 'B03'], bands_reused: [], attempts: 1 });
     expect(h.completedDownloads(RACED, 'B02')).toBe(2);
     expect(h.completedDownloads(RACED, 'B03')).toBe(1);

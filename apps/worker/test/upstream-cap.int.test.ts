@@ -7,12 +7,13 @@
  * - the sim never sees more than 4 band streams at once (and no 429), yet does see 4: the cap is
  *   used, not just respected;
  * - jobs waiting for a slot hold no worker slot: once the first job has completed (every job has
- *   been sorted into downloading or waiting by then), at most 2 × cap jobs are active — per slot
- *   its downloader (or the one waiter its release woke) plus the job that just freed it, still in
- *   fan-out — and the rest are delayed; there is a moment with the 4 streams running, at most 4
+ *   been sorted into downloading or waiting by then), at most 3 × cap of the 24 worker slots hold
+ *   a job — per upstream slot its streaming job, the waiter its last release woke (a release and a
+ *   waiter's re-check may each wake one), and the job that freed it, still finishing its other
+ *   band or its fan-out — and the rest are delayed; there is a moment with the 4 streams running, at most 4
  *   jobs active (a job streams its bands at once, one slot each) and every other job not yet
  *   completed delayed;
- * - they hold no connection either: advisory locks are held on ≤ 2 × cap connections (one lease
+ * - they hold no connection either: advisory locks are held on ≤ 3 × cap connections (one lease
  *   per active job), each lease holding at most its scene lock and a band lock and a slot per
  *   band; upstream-slot locks never exceed the cap, and the lock pools stay within their
  *   configured size;
@@ -144,17 +145,17 @@ describe(`the upstream cap with ${PROCESSES} worker processes × ${WORKER_CONCUR
     // --- Waiters out of the way: a moment with 4 streams, their jobs (a job streams its 2 bands at
     // once) the only active ones, every job not yet completed delayed.
     expect(samples.some((s) => s.downloading === CAP && s.active <= CAP && s.active + s.delayed + s.completed === JOBS)).toBe(true);
-    // Once a job has completed, every job has been sorted: per slot at most its downloader (or the
-    // waiter its release woke) and the job that freed it, still copying to the tenant bucket.
+    // Once a job has completed, every job has been sorted: per slot at most its streaming job, a
+    // waiter its release (or a waiter's re-check) woke, and the job that freed it, still finishing.
     const steady = samples.filter((s) => s.completed >= 1 && s.completed < JOBS);
     expect(steady.length).toBeGreaterThan(50);
     const worst = (key: keyof Sample) => steady.reduce((m, s) => (s[key] > m[key] ? s : m), steady[0]!);
-    expect(worst('active').active).toBeLessThanOrEqual(2 * CAP);
+    expect(worst('active').active).toBeLessThanOrEqual(3 * CAP);
     // Waiters wait in `delayed`: only the woken ones pass through `wait`, at most one per freed slot.
     expect(worst('waiting').waiting).toBeLessThanOrEqual(CAP);
     // …and hold no lock and no connection: a lease per active job at most, each with its scene
     // lock and per band at most a band lock and a slot.
-    expect(worst('lockHolders').lockHolders).toBeLessThanOrEqual(2 * CAP);
+    expect(worst('lockHolders').lockHolders).toBeLessThanOrEqual(3 * CAP);
     for (const s of steady) expect(s.locks).toBeLessThanOrEqual(s.lockHolders * (1 + 2 * BANDS.length));
     // Lock pools: at most concurrency + 2 connections per process, whatever happens.
     expect(Math.max(...samples.map((s) => s.lockConnections))).toBeLessThanOrEqual(PROCESSES * (WORKER_CONCURRENCY + 2));

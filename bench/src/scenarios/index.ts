@@ -6,6 +6,8 @@ import { scenario as throughput } from './throughput.js';
 import { scenario as downloadPath } from './download-path.js';
 import { scenario as wakeup } from './wakeup.js';
 import { scenario as upstreamCap } from './upstream-cap.js';
+import { scenario as freshScene } from './fresh-scene.js';
+import { scenario as fairness } from './fairness.js';
 
-/** Issue 6's six scenarios, in its order. */
-export const SCENARIOS: readonly Scenario[] = Object.freeze([dedup, reuseLatency, throughput, downloadPath, wakeup, upstreamCap]);
+/** Issue 6's six scenarios, in its order, then issue 11's two. */
+export const SCENARIOS: readonly Scenario[] = Object.freeze([dedup, reuseLatency, throughput, downloadPath, wakeup, upstreamCap, freshScene, fairness]);

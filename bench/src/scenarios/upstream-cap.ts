@@ -29,13 +29,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { parseProductName, resolveBand } from '@scenecache/core';
 import { countUpstreamSlotsInUse } from '@scenecache/db';
 import type { LogLine } from '@scenecache/testing';
 import { REPO_ROOT, startBenchEnvironment, type DownloadRequest } from '../bench-environment.js';
 import { waitForJobsDone } from '../bench-jobs.js';
+import { dipsBelow, epochNow, GaugeSampler, timeWeightedMean, type GaugeSample } from '../measure/gauge.js';
 import { percentile } from '../measure/sample-stats.js';
 import type { BenchContext, Figure, Scenario, ScenarioResult } from '../scenario.js';
 
@@ -48,72 +48,6 @@ const BYTES_PER_SECOND = 2_000_000;
 const GOAL = 3.6;
 const LOCK_SAMPLE_MS = 20;
 const SIM_SAMPLE_MS = 10;
-
-/** A gauge reading: epoch ms (sub-ms precision) and the value then. */
-interface GaugeSample {
-  t: number;
-  v: number;
-}
-
-const epochNow = (): number => performance.timeOrigin + performance.now();
-
-/** Sample `read` every `everyMs` until stopped; each sample's time is the middle of its read. */
-class GaugeSampler {
-  readonly samples: GaugeSample[] = [];
-  private running = true;
-  private readonly loop: Promise<void>;
-
-  constructor(read: () => number | Promise<number>, everyMs: number) {
-    this.loop = (async () => {
-      while (this.running) {
-        const before = epochNow();
-        const v = await read();
-        this.samples.push({ t: (before + epochNow()) / 2, v });
-        await sleep(everyMs);
-      }
-    })();
-  }
-
-  async stop(): Promise<GaugeSample[]> {
-    this.running = false;
-    await this.loop;
-    return this.samples;
-  }
-}
-
-/**
- * ∫ v dt / (to − from) of a step function that holds each sample's value until the next sample
- * (the value before the first sample is the first sample's).
- */
-function timeWeightedMean(samples: readonly GaugeSample[], from: number, to: number): number {
-  if (!(to > from) || samples.length === 0) return NaN;
-  let area = 0;
-  for (let i = 0; i < samples.length; i++) {
-    const start = i === 0 ? Math.min(samples[0]!.t, from) : samples[i]!.t;
-    const end = i + 1 < samples.length ? samples[i + 1]!.t : Math.max(to, samples[i]!.t);
-    const a = Math.max(start, from);
-    const b = Math.min(end, to);
-    if (b > a) area += samples[i]!.v * (b - a);
-  }
-  return area / (to - from);
-}
-
-/** Stretches of `[from, to]` during which the gauge read below `level` (durations in ms). */
-function dipsBelow(samples: readonly GaugeSample[], level: number, from: number, to: number): number[] {
-  const dips: number[] = [];
-  let start: number | undefined;
-  for (let i = 0; i < samples.length; i++) {
-    const s = samples[i]!;
-    if (s.t < from || s.t > to) continue;
-    if (s.v < level && start === undefined) start = s.t;
-    if (s.v >= level && start !== undefined) {
-      dips.push(s.t - start);
-      start = undefined;
-    }
-  }
-  if (start !== undefined) dips.push(to - start);
-  return dips;
-}
 
 /** `n` distinct real product names (fixtures/cdse/sentinel2_products.tsv), levels as listed. */
 function realProducts(n: number): string[] {

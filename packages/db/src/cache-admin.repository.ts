@@ -1,14 +1,17 @@
 /**
  * Cache administration on `global_scene_cache` (the admin API's `/v1/admin/cache/*`): select
  * scenes by id or by a name pattern, invalidate them (whole rows or some bands), find and delete
- * invalid rows for the cleanup, and list entries by pages. S3 is not touched here: the API's cache
- * admin service deletes objects and calls these in the order that keeps the table honest.
+ * invalid rows for the cleanup, and list entries by pages. S3 is not touched here:
+ * @scenecache/global-cache (`GlobalCacheAdmin`) deletes the objects and calls these in the order
+ * that keeps the table honest.
  *
- * How the worker reads what this module writes (apps/worker/src/cached-bands.ts,
- * scene-download.processor.ts):
- * - a row with `is_valid = false` serves nothing; the next job for the scene downloads every band
- *   it asks for, does not adopt the row's objects (they are "untrusted"), and its registration
- *   replaces the row's bands and deletes the untrusted objects it did not overwrite;
+ * How the worker treats what this module writes (@scenecache/global-cache's `GlobalCache`):
+ * - a row with `is_valid = false` serves nothing, and no band is registered into it. The next job
+ *   for the scene first resets the product, under the scene lock held exclusive: it deletes the
+ *   objects the row describes and empties the row (valid again, no bands), then downloads the bands
+ *   it asks for. A job whose band finished streaming after the invalidation has its registration
+ *   refused and runs again, resetting the product first; its own verified upload, which the row
+ *   never described, survives the reset and is adopted;
  * - a band missing from a valid row's `bands` is downloaded again, but an object left at its key
  *   with the manifest's SHA3-256 in its metadata is *adopted* instead — so invalidating single
  *   bands takes deleting their objects too (done by the caller before {@link removeBandEntries}).
@@ -99,8 +102,9 @@ function summarize(rows: ReadonlyArray<{ scene_id: string; bytes: number }>, lis
 /**
  * Invalidate whole scenes: `is_valid = false`, `updated_at = now()` on every *valid* row the
  * selector matches (the seed's "mark invalid"; rows already invalid are left alone, so repeating
- * it changes nothing). Objects stay in the bucket: the next job for the scene downloads again and
- * its registration replaces them; {@link deleteInvalidEntry} removes rows nobody asked for again.
+ * it changes nothing). Objects stay in the bucket: the next job for the scene deletes them when it
+ * resets the product before downloading again; {@link deleteInvalidEntry} removes rows nobody asked
+ * for again.
  *
  * @param options.dryRun - only report what would be invalidated.
  * @param options.listCap - most scene ids returned.

@@ -23,6 +23,10 @@
  *   a valid row (or creates the row) in one transaction. If the row was invalidated while the band
  *   was streaming (plain SQL, or the admin API, which does not wait for downloads), nothing is
  *   written: the caller runs again, and its next run resets the product first.
+ * - **Admin** (global-cache-admin.ts, `GlobalCacheAdmin`, used by the admin API): invalidate whole
+ *   products (the row only: the next job resets the product) or some bands (their objects deleted,
+ *   then their entries dropped), and clean up invalid rows with every object under their prefix,
+ *   skipping a product whose scene lock a job holds.
  *
  * Tenant copies are not this module's: they live in tenant buckets and are never touched here.
  */
@@ -90,7 +94,18 @@ export function bandObjectMetadata(file: Pick<SafeFile, 'sha3_256'>, jobId: stri
   return { uploadId, metadata: { [SHA3_METADATA_KEY]: file.sha3_256, [UPLOAD_ID_METADATA_KEY]: uploadId, [JOB_ID_METADATA_KEY]: jobId } };
 }
 
-/** The global cache of one process (one per worker, one per API). */
+/**
+ * Every object key of a product's row in its bucket: its bands' keys (present or not) and whatever
+ * else is under `<storage_path>/` (objects no entry describes any more), without duplicates.
+ *
+ * @throws ScenecacheError `storage_error` when S3 fails.
+ */
+export async function productObjectKeys(store: ObjectStore, row: Pick<SceneCacheRow, 'storage_bucket' | 'storage_path' | 'bands'>): Promise<string[]> {
+  const listed = await store.listKeys(row.storage_bucket, `${row.storage_path}/`);
+  return [...new Set([...listed, ...Object.values(row.bands).map((b) => b.key)])];
+}
+
+/** The global cache of one worker process (the admin side is `GlobalCacheAdmin`, global-cache-admin.ts). */
 export class GlobalCache {
   readonly bucket: string;
   private readonly db: Kysely<DB>;
@@ -177,15 +192,6 @@ export class GlobalCache {
       .execute();
     log.info({ objectsDeleted }, 'invalidated product reset: the objects it described deleted, the row emptied for a fresh download');
     return objectsDeleted;
-  }
-
-  /**
-   * Every object key of a product's row: its bands' keys and whatever else is under its prefix.
-   * @throws ScenecacheError `storage_error` when S3 fails.
-   */
-  async productObjectKeys(row: Pick<SceneCacheRow, 'storage_bucket' | 'storage_path' | 'bands'>): Promise<string[]> {
-    const listed = await this.store.listKeys(row.storage_bucket, `${row.storage_path}/`);
-    return [...new Set([...listed, ...Object.values(row.bands).map((b) => b.key)])];
   }
 
   /**

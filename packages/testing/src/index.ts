@@ -9,3 +9,4 @@ export * from './prometheus.js';
 export * from './spawned-process.js';
 export * from './process-group.js';
 export * from './finished-job.js';
+export * from './upstream-transfer.js';

@@ -1,15 +1,18 @@
 /**
  * `/v1/admin`: cache administration, admin keys only (a tenant key gets 403 before its request is
  * validated; no key, 401, from the auth hook). Invalidate scenes or bands, clean up invalid
- * entries and their objects, list entries. The guarantees while jobs run are in
- * cache-admin.service.ts.
+ * entries and their objects, list entries. The operations and their guarantees while jobs run are
+ * @scenecache/global-cache's (`GlobalCacheAdmin`, global-cache-admin.ts); these routes add what is
+ * HTTP's: request validation, a deadline on each Postgres statement, 503 when the API runs without
+ * an S3 client and the operation deletes objects, logging through the request's logger.
  */
 import type { FastifyPluginCallback } from 'fastify';
 import type { Kysely } from 'kysely';
+import { ScenecacheError } from '@scenecache/core';
 import { listCacheEntries, type DB, type ProductLevel, type SceneCacheRow } from '@scenecache/db';
+import { GlobalCacheAdmin } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import { requireAdmin } from '../auth.js';
-import { CacheAdminService } from '../cache-admin.service.js';
 import { callDependency } from '../dependency-call.js';
 import type { DependencyTimeouts } from '../download-enqueue.js';
 import { errorReplySchema } from '../error-handler.js';
@@ -69,12 +72,14 @@ function toCacheEntryView(row: SceneCacheRow): CacheEntryPageView['items'][numbe
 export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (fastify, { db, timeouts, store }, done) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const postgres = <T>(call: () => Promise<T>) => callDependency('Postgres', timeouts.postgresMs, call);
-  const service = new CacheAdminService({
+  const cacheAdmin = new GlobalCacheAdmin({
     db,
     store,
-    postgresMs: timeouts.postgresMs,
     listCap: ADMIN_SCENE_LIST_CAP,
     maxBandInvalidationScenes: MAX_BAND_INVALIDATION_SCENES,
+    runPostgresStatement: postgres,
+    missingStoreError: (operation) =>
+      new ScenecacheError('service_unavailable', `${operation} deletes objects in the global bucket, and this API runs without an S3 client`, { httpStatus: 503 }),
   });
 
   // After the `/v1` auth hook (parent hooks run first), before the body is parsed and validated:
@@ -96,9 +101,9 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (fastify, 
         summary: 'Invalidate cached scenes (by id or name pattern), or some of their bands',
         description:
           'Exactly one of `scene_id` (a product name, with or without .SAFE) or `pattern` (a glob on the product name: `*` any characters, `?` one character, the rest literal; a pattern without a literal character needs `all: true`). ' +
-          'Without `bands`, matching valid rows are marked invalid (`is_valid = false`, as the seed\'s SQL): the next job for such a scene downloads every band it asks for again (`cache_status: downloaded`); the old objects stay until that download replaces them or the cleanup removes them. ' +
+          'Without `bands`, matching valid rows are marked invalid (`is_valid = false`, as the seed\'s SQL): the next job for such a scene downloads every band it asks for again (`cache_status: downloaded`); the old objects stay until that job deletes them before downloading (it resets the product) or the cleanup removes them. ' +
           'With `bands`, only those bands are dropped from matching valid rows and their objects are deleted from the global bucket at once (needs S3; at most 1000 scenes per request); the next job asking for them downloads them again, the other bands stay cached. ' +
-          'Idempotent: scenes not cached, already invalid, or not holding the bands are not counted (200 with `invalidated: 0`). `dry_run: true` reports without changing anything. No scene lock is taken: a download in progress completes, and its registration (fresh bytes) makes its row valid again. `scenes` lists at most 1000 ids (`scenes_truncated`).',
+          'Idempotent: scenes not cached, already invalid, or not holding the bands are not counted (200 with `invalidated: 0`). `dry_run: true` reports without changing anything. No scene lock is taken: when a scene is invalidated while a job downloads some of its bands, the job finishes storing them, their registration is refused, and the job runs again (no attempt spent): it resets the product and registers the bands it stored without downloading them twice. `scenes` lists at most 1000 ids (`scenes_truncated`).',
         tags: ['admin'],
         body: invalidateBodySchema,
         response: { 200: invalidateReplySchema, ...bodyErrors },
@@ -106,7 +111,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (fastify, 
     },
     async (request): Promise<InvalidateReply> => {
       const input = toInvalidationInput(request.body);
-      const result = await service.invalidate(input, request.log);
+      const result = await cacheAdmin.invalidate(input, request.log);
       return {
         dry_run: input.dryRun,
         invalidated: result.count,
@@ -134,7 +139,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (fastify, 
     },
     async (request): Promise<CleanupReply> => {
       const body = request.body;
-      const result = await service.cleanup({ olderThanDays: body.older_than_days, limit: body.limit, dryRun: body.dry_run }, request.log);
+      const result = await cacheAdmin.cleanup({ olderThanDays: body.older_than_days, limit: body.limit, dryRun: body.dry_run }, request.log);
       return {
         dry_run: body.dry_run,
         deleted: result.deleted.length,

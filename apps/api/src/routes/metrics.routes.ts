@@ -2,12 +2,25 @@
  * `GET /metrics`: the API's Prometheus metrics in the text exposition format. The API owns a
  * registry of its own (not prom-client's global one, so several apps in one process — tests —
  * never collide): default process metrics, HTTP requests by method, route and status, jobs
- * enqueued, and the scene download queue's depth by state (read from Redis at scrape time).
- * Names follow Prometheus conventions: `scenecache_` prefix, base units, `_total` on counters.
+ * enqueued, the scene download queue's depth by state (read from Redis at scrape time) and the
+ * CDSE account's rolling 30-day transfer window against its budget (read from Postgres at scrape
+ * time). Names follow Prometheus conventions: `scenecache_` prefix, base units, `_total` on counters.
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { queueDepthGauge, type Logger, type QueueCounts } from '@scenecache/core';
+
+/** Where the upstream transfer budget gauges read from. */
+export interface UpstreamBudgetSource {
+  /**
+   * Bytes of the upstream file downloads started in the last 30 days, fleet-wide (bytes). It must
+   * settle within a deadline of its own (a hung Postgres would hang the scrape); a rejection is
+   * logged and exported as NaN.
+   */
+  windowBytes(): Promise<number>;
+  /** `UPSTREAM_MONTHLY_BYTES` (bytes), exported as `scenecache_upstream_budget_bytes`. */
+  budgetBytes: number;
+}
 
 /** HTTP request duration buckets (seconds). */
 const HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -23,8 +36,11 @@ export class ApiMetrics {
   /**
    * @param queue - the scene download queue, counted at scrape time. When Redis cannot answer,
    *   the scrape still succeeds, without `scenecache_queue_jobs` samples (and a warning is logged).
+   * @param upstream - the transfer window, read at scrape time. When it cannot be read, the
+   *   scrape still succeeds with `scenecache_upstream_window_bytes` NaN ("unknown", not "nothing
+   *   downloaded") and a warning is logged.
    */
-  constructor(queue: QueueCounts, logger: Logger) {
+  constructor(queue: QueueCounts, logger: Logger, upstream: UpstreamBudgetSource) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     const labelNames = ['method', 'route', 'status_code'] as const;
@@ -38,6 +54,24 @@ export class ApiMetrics {
     });
     this.#enqueued = new Counter({ name: 'scenecache_jobs_enqueued_total', help: 'Download jobs enqueued by the API (a batch counts each job; an idempotent repeat counts nothing).', registers });
     new Gauge({ ...queueDepthGauge(queue, logger), registers });
+    new Gauge({
+      name: 'scenecache_upstream_window_bytes',
+      help: 'Bytes of the upstream (CDSE) file downloads started in the last 30 days, fleet-wide, read from Postgres (upstream_transfers) at scrape time.',
+      registers,
+      async collect() {
+        try {
+          this.set(await upstream.windowBytes());
+        } catch (err) {
+          logger.warn({ err }, 'metrics: could not read the upstream transfer window');
+          this.set(Number.NaN);
+        }
+      },
+    });
+    new Gauge({
+      name: 'scenecache_upstream_budget_bytes',
+      help: 'Bytes the fleet may download from CDSE per rolling 30 days (UPSTREAM_MONTHLY_BYTES); past it, downloads wait.',
+      registers,
+    }).set(upstream.budgetBytes);
   }
 
   /** Count `jobs` newly enqueued jobs. */
