@@ -279,8 +279,6 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
       metadata ??= await fetchUpstreamProduct(run);
       claim.metadata = metadata;
       await lease.downgradeToShared();
-      // Jobs that waited for the preparation need the lock shared only: they may come in now.
-      await waiters.wake({ kind: 'scene', sceneId, mode: 'shared' });
     }
     await failpoint(settings.failpoints, 'scene-locked', log);
     // Double-checked: other jobs may have registered some of our bands meanwhile.
@@ -319,6 +317,9 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
       if (target.kind === 'upstream-slot') claim.batonUsed = true;
       if (!claim.waitFor.some((t) => t.kind === target.kind)) claim.waitFor.push(target);
     }
+    // Jobs that waited for the preparation need the lock shared only: they may come in now — after
+    // this job has claimed its own (largest-first) files, so the burst's first slots go to them.
+    if (prepare) await waiters.wake({ kind: 'scene', sceneId, mode: 'shared' });
     return claim;
   } catch (err) {
     await releaseClaim(run, claim);

@@ -1,8 +1,10 @@
 /**
- * Scenario `fairness` (issue 11): tenant A floods the fleet with N new products × 4 bands; once
- * its flood holds every upstream slot and queues for more, tenant B asks for one band of another
- * product. With FIFO slots B waits for the whole flood; with fair slots it gets the next slot that
- * frees.
+ * Scenario `fairness` (issue 11): tenant A floods the fleet with N new products × 4 bands of mixed
+ * resolutions (10 m, 20 m, 20 m, 60 m: a flood's files end at different times, as real ones do);
+ * once the flood is in its steady state (every slot busy, the rest of it queued, some of its files
+ * done), tenant B asks for one band of another product. With FIFO slots B waits for the whole
+ * flood; with fair slots it gets the next slot that frees. (Slots are not pre-empted: B arriving
+ * just as four equal files start would wait one file time, a ratio of about 2.)
  *
  * Same-run baseline: the same kind of job (the same band of a product of the same level, so the
  * same file size) run alone on the idle fleet first. Figures:
@@ -31,7 +33,7 @@ const WORKER_CONCURRENCY = 8;
 const SIZE_SCALE = 0.1;
 const QUICK_SIZE_SCALE = 0.02;
 const BYTES_PER_SECOND = 2_000_000;
-const FLOOD_BANDS = ['B02', 'B03', 'B04', 'B08'];
+const FLOOD_BANDS = ['B02', 'B05', 'B11', 'B01'];
 const B_BAND = 'B04';
 const GOAL = 1.5;
 const FIFO_GOAL = 5;
@@ -43,8 +45,8 @@ export const scenario: Scenario = {
   id: 'fairness',
   title: 'Fairness: one tenant floods the fleet, another asks for one band — its time vs alone',
   async run(ctx: BenchContext): Promise<ScenarioResult> {
-    // FIFO would make B wait for the whole flood: N × 4 files / 4 slots ≈ N × B's file time (≥ 5 × alone for N ≥ 6).
-    const floodCount = ctx.quick ? 6 : 10;
+    // FIFO would make B wait for the whole flood: N × 4 files / 4 slots ≈ N × B's file time (≥ 5 × alone for N ≥ 12 of these mixed band sets).
+    const floodCount = ctx.quick ? 6 : 16;
     const sizeScale = ctx.quick ? QUICK_SIZE_SCALE : SIZE_SCALE;
     // L2A names (odd indexes of a fresh set): A's flood, B's product, and B's baseline product.
     const names = productSet(912, 2 * (floodCount + 2)).filter((_, i) => i % 2 === 1);
@@ -71,12 +73,12 @@ export const scenario: Scenario = {
       const floodRequests: DownloadRequest[] = flood.map((scene_id) => ({ tenant_id: 'flood-a', scene_id, bands: FLOOD_BANDS }));
       const floodIds = await env.enqueue(floodRequests);
       ctx.log(`tenant A enqueued ${floodIds.length} products × ${FLOOD_BANDS.length} bands (${(floodBytes / 1e6).toFixed(1)} MB: ${((floodBytes / (CAP * BYTES_PER_SECOND)) | 0)} s at the cap)`);
-      // Wait until the flood holds the cap and most of it queues for slots.
-      const deadline = Date.now() + 60_000;
+      // Steady state: the flood holds the cap, most of it queues for slots, and 4 of its files are done.
+      const deadline = Date.now() + 120_000;
       for (;;) {
         const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM download_jobs WHERE tenant_id = 'flood-a' AND waiting_for = 'upstream_slot' AND status = 'queued'`.execute(env.db);
-        if (env.sim.counters().currentConcurrentDownloads === CAP && rows[0]!.n >= Math.floor(floodCount / 2)) break;
-        if (Date.now() > deadline) throw new Error('the flood did not fill the slots within 60 s');
+        if (env.sim.counters().currentConcurrentDownloads === CAP && rows[0]!.n >= Math.floor(floodCount / 2) && env.sim.counters().totals.completed >= 1 + CAP) break;
+        if (Date.now() > deadline) throw new Error('the flood did not reach its steady state within 120 s');
         await sleep(20);
       }
       const startedBefore = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM upstream_transfers WHERE tenant_id = 'flood-a'`.execute(env.db)).rows[0]!.n;
