@@ -47,35 +47,16 @@ export async function findScene(db: Queryable, sceneId: string): Promise<SceneCa
  * the existing row (a band id present in both is overwritten). `total_bytes` is recomputed from the
  * merged bands, `is_valid` set to `true`, `updated_at` to now.
  *
- * When the existing row was invalidated (`is_valid = false`), its bands are discarded, not merged:
+ * When the existing row was invalidated (`is_valid = false`), its bands are replaced, not merged:
  * an invalidated scene's objects are not trusted any more, so only what was just verified counts.
- * `download_count` and `last_accessed_at` are kept either way.
+ * `download_count` and `last_accessed_at` are kept either way. (The worker registers through the
+ * global cache, which refuses an invalidated row instead: @scenecache/global-cache.)
  *
  * Call it only after every object in `bands` is whole in the global bucket.
  *
- * The old row is read `FOR UPDATE` in the same transaction (one is opened unless `db` already is
- * one), so an invalidation (`POST /v1/admin/cache/invalidate`, or the seed's SQL) that commits while
- * the caller was downloading is seen: the bands it discards are returned, and the caller (holding
- * the scene lock) deletes their objects so no later job adopts them as left-over uploads.
- *
- * @returns the row after the write, plus `discarded`: the bands of an invalidated row that this
- *   registration dropped and whose object keys are not among the fresh bands' keys (band id →
- *   entry; empty when the row was valid or absent).
+ * @returns the row after the write.
  */
-export async function registerBands(db: Queryable, input: RegisterBandsInput): Promise<RegisteredScene> {
-  if (!db.isTransaction) return db.transaction().execute((trx) => registerBands(trx, input));
-  const old = await db.selectFrom('global_scene_cache').select(['bands', 'is_valid']).where('scene_id', '=', input.sceneId).forUpdate().executeTakeFirst();
-  const freshKeys = new Set(Object.values(input.bands).map((band) => band.key));
-  const discarded = old && !old.is_valid ? Object.fromEntries(Object.entries(old.bands).filter(([, band]) => !freshKeys.has(band.key))) : {};
-  const row = await upsertBands(db, input);
-  return { ...row, discarded };
-}
-
-/** What {@link registerBands} returns: the row after the write and the bands it discarded. */
-export type RegisteredScene = SceneCacheRow & { readonly discarded: Readonly<Record<string, CachedBand>> };
-
-/** The upsert of {@link registerBands}. */
-async function upsertBands(db: Queryable, input: RegisterBandsInput): Promise<SceneCacheRow> {
+export async function registerBands(db: Queryable, input: RegisterBandsInput): Promise<SceneCacheRow> {
   const totalBytes = Object.values(input.bands).reduce((sum, band) => sum + band.size, 0);
   // `excluded` is the row we tried to insert; the CASE implements "replace after invalidation".
   const merged = sql<string>`(CASE WHEN global_scene_cache.is_valid THEN global_scene_cache.bands || excluded.bands ELSE excluded.bands END)`;
