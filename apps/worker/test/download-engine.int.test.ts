@@ -37,23 +37,18 @@ const RATE = 250_000;
 
 describe('the download engine', () => {
   let h: PipelineHarness;
-  const workers: SpawnedWorker[] = [];
 
   beforeAll(async () => {
     h = await startPipelineHarness({ simOptions: { bytesPerSecond: RATE }, env: { WAITER_FALLBACK_DELAY_MS: '120000' } });
   });
   afterEach(async () => {
-    await Promise.all(workers.splice(0).map((w) => w.kill()));
+    await h.killSpawnedWorkers();
   });
   afterAll(async () => {
     if (h) await h.close();
   });
 
-  function spawn(env: Record<string, string> = {}): SpawnedWorker {
-    const w = h.spawnWorker(env);
-    workers.push(w);
-    return w;
-  }
+  const spawn = (env: Record<string, string> = {}): SpawnedWorker => h.spawnWorker(env);
 
   async function enqueue(tenant: string, product: string, bands: string[], priority?: number): Promise<string> {
     const res = await h.enqueue({ tenant_id: tenant, scene_id: product, bands, ...(priority === undefined ? {} : { priority }) });

@@ -38,6 +38,8 @@ export interface PipelineHarness {
   startWorker(concurrency?: number): Promise<WorkerRuntime>;
   /** Spawn `apps/worker/dist/main.js` with the harness settings plus `env`; its stdout is captured as JSON lines. */
   spawnWorker(env?: Record<string, string>): SpawnedWorker;
+  /** SIGKILL every spawned worker still running (with its process group) and wait for the exits — between tests, so an idle worker does not take the next test's job. */
+  killSpawnedWorkers(): Promise<void>;
   /** The API's base URL (`http://127.0.0.1:<port>`). */
   apiUrl: string;
   /** The manifest entry (path, size, SHA3-256) of `band` of `scene`, as the sim serves it. @throws when the product has no such band. */
@@ -47,6 +49,14 @@ export interface PipelineHarness {
   /** Poll download_jobs until every id is completed or failed. */
   waitForJobs(ids: readonly string[], timeoutMs?: number): Promise<DownloadJobRow[]>;
   close(): Promise<void>;
+}
+
+/** SIGKILL a spawned process's group and wait for its exit (at once when it has exited). */
+async function killAndWait(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const exited = new Promise((r) => c.once('exit', r));
+  killProcessGroup(c, 'SIGKILL');
+  await exited;
 }
 
 export async function startPipelineHarness(options: { simOptions?: Partial<CdseSimOptions>; env?: Record<string, string> } = {}): Promise<PipelineHarness> {
@@ -112,6 +122,9 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
       children.push(child);
       return captureJsonLogs(child);
     },
+    async killSpawnedWorkers() {
+      await Promise.all(children.splice(0).map((c) => killAndWait(c)));
+    },
     async upstreamFile(scene, band) {
       const file = findBandFile(await sim.productFiles(scene), resolveBand(parseProductName(scene).level, band));
       if (!file) throw new Error(`the sim has no ${band} in ${scene}`);
@@ -133,14 +146,7 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
       }
     },
     async close() {
-      await Promise.all(
-        children.map(async (c) => {
-          if (c.exitCode !== null || c.signalCode !== null) return;
-          const exited = new Promise((r) => c.once('exit', r));
-          killProcessGroup(c, 'SIGKILL');
-          await exited;
-        }),
-      );
+      await Promise.all(children.map((c) => killAndWait(c)));
       for (const rt of runtimes) await rt.close();
       await app.close();
       await queue.obliterate({ force: true }).catch(() => undefined);

@@ -43,7 +43,6 @@ function sizeOf(upstream: readonly Upstream[]): number {
 
 describe('a worker killed at any point', () => {
   let h: PipelineHarness;
-  const workers: SpawnedWorker[] = [];
 
   beforeAll(async () => {
     // Band files at a tenth of their real size: a 10 m band (~12 MB) spans more than one 8 MiB part.
@@ -52,7 +51,7 @@ describe('a worker killed at any point', () => {
   });
   afterEach(async () => {
     // An idle worker left running would take the next test's job before its failpoint worker.
-    await Promise.all(workers.splice(0).map((w) => w.kill()));
+    await h.killSpawnedWorkers();
   });
   afterAll(async () => {
     // `h` is unset when beforeAll failed; report that failure, not a TypeError here.
@@ -64,9 +63,7 @@ describe('a worker killed at any point', () => {
    * held by the one it is about to kill, so the new process's start overlaps the stalled check.
    */
   function spawn(env: Record<string, string> = {}): SpawnedWorker {
-    const w = h.spawnWorker(env);
-    workers.push(w);
-    return w;
+    return h.spawnWorker(env);
   }
 
   function failpointReached(name: string): (line: LogLine) => boolean {

@@ -20,19 +20,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { startBenchEnvironment, type DownloadRequest } from '../bench-environment.js';
 import { bandSizes, productSet, waitForJobsDone } from '../bench-jobs.js';
+import { CDSE_CONCURRENT_DOWNLOADS, REAL_TIME_SIZE_SCALE, STREAM_BYTES_PER_SECOND } from '../cdse-profile.js';
 import type { BenchContext, Figure, Scenario, ScenarioResult } from '../scenario.js';
 
-const CAP = 4;
+const CAP = CDSE_CONCURRENT_DOWNLOADS;
 const PROCESSES = 2;
 const WORKER_CONCURRENCY = 8;
-/**
- * Real sizes × 0.1 at 2 MB/s per stream: a 10 m band streams ~6 s, as a real one at CDSE's 20 MB/s
- * (our own overheads — wake-up, cache reads, the fan-out — are not scaled, so only real stream
- * times weigh them right). Quick: × 0.02.
- */
-const SIZE_SCALE = 0.1;
+/** Streams as long as real files (see cdse-profile.ts); quick: × 0.02. */
+const SIZE_SCALE = REAL_TIME_SIZE_SCALE;
 const QUICK_SIZE_SCALE = 0.02;
-const BYTES_PER_SECOND = 2_000_000;
+const BYTES_PER_SECOND = STREAM_BYTES_PER_SECOND;
 const FLOOD_BANDS = ['B02', 'B05', 'B11', 'B01'];
 const B_BAND = 'B04';
 const GOAL = 1.5;

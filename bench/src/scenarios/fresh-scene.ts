@@ -18,14 +18,14 @@
 import { parseProductName, resolveBand } from '@scenecache/core';
 import { startBenchEnvironment, type DownloadRequest } from '../bench-environment.js';
 import { bandSizes, productSet, waitForJobsDone } from '../bench-jobs.js';
+import { CDSE_CONCURRENT_DOWNLOADS, REAL_TIME_SIZE_SCALE, STREAM_BYTES_PER_SECOND } from '../cdse-profile.js';
 import { epochNow, GaugeSampler, timeWeightedMean } from '../measure/gauge.js';
 import type { BenchContext, Figure, Scenario, ScenarioResult } from '../scenario.js';
 
-const CAP = 4;
+const CAP = CDSE_CONCURRENT_DOWNLOADS;
 const PROCESSES = 2;
 const WORKER_CONCURRENCY = 8;
-/** Per-stream rate of the sim (bytes/s): CDSE's 20 MB/s scaled with the file sizes. */
-const BYTES_PER_SECOND = 2_000_000;
+const BYTES_PER_SECOND = STREAM_BYTES_PER_SECOND;
 const STREAMS_GOAL = 0.9;
 const TIME_GOAL = 1.2;
 
@@ -48,8 +48,8 @@ export const scenario: Scenario = {
   id: 'fresh-scene',
   title: 'Fresh scene: one new product, 8 tenants, 12 band files — upstream use vs what the account allows',
   async run(ctx: BenchContext): Promise<ScenarioResult> {
-    // Real sizes × 0.1 at 2 MB/s: a 10 m band streams ~6 s, a 20 m band ~1.5 s, as at 20 MB/s (quick: × 0.02).
-    const sizeScale = ctx.quick ? 0.02 : 0.1;
+    // Streams as long as real files (a 10 m band ~6 s, a 20 m band ~1.5 s; see cdse-profile.ts); quick: × 0.02.
+    const sizeScale = ctx.quick ? 0.02 : REAL_TIME_SIZE_SCALE;
     const product = productSet(911, 2)[1]!; // an L2A name no other scenario uses
     if (parseProductName(product).level !== 'L2A') throw new Error(`${product} is not L2A`);
     const requests: DownloadRequest[] = FRESH_SCENE_REQUESTS.map((bands, i) => ({ tenant_id: `fresh-${i + 1}`, scene_id: product, bands: [...bands] }));

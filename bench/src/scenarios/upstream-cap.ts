@@ -35,16 +35,17 @@ import { countUpstreamSlotsInUse } from '@scenecache/db';
 import type { LogLine } from '@scenecache/testing';
 import { REPO_ROOT, startBenchEnvironment, type DownloadRequest } from '../bench-environment.js';
 import { waitForJobsDone } from '../bench-jobs.js';
+import { CDSE_CONCURRENT_DOWNLOADS, STREAM_BYTES_PER_SECOND } from '../cdse-profile.js';
 import { dipsBelow, epochNow, GaugeSampler, timeWeightedMean, type GaugeSample } from '../measure/gauge.js';
 import { percentile } from '../measure/sample-stats.js';
 import type { BenchContext, Figure, Scenario, ScenarioResult } from '../scenario.js';
 
-const CAP = 4;
+const CAP = CDSE_CONCURRENT_DOWNLOADS;
 const PROCESSES = 3;
 const WORKER_CONCURRENCY = 8;
 const SIZE_SCALE = 0.02;
 /** Per-stream rate of the sim (bytes/s). */
-const BYTES_PER_SECOND = 2_000_000;
+const BYTES_PER_SECOND = STREAM_BYTES_PER_SECOND;
 const GOAL = 3.6;
 const LOCK_SAMPLE_MS = 20;
 const SIM_SAMPLE_MS = 10;

@@ -4,16 +4,18 @@
  *
  * Each round, on a fresh L2A product (bands B02 B03 B04 B08), with 2 worker processes:
  * 1. one job starts downloading it; its first band is slowed by a sim fault (`slowBytesPerSecond`)
- *    so the download holds the scene lock for about {@link HOLD_MS} ms;
- * 2. once it logged "downloading from upstream" (lock held, slot taken), W jobs of other tenants
- *    ask for the same bands: they find the scene lock held and get out of the way (BullMQ
- *    `delayed`, registered as waiters, `download_jobs.waits` + 1);
- * 3. the download is registered (`global_scene_cache`), the lock released, the waiters promoted.
+ *    so the download holds that band's lock for about {@link HOLD_MS} ms (its other bands stream
+ *    beside it and are registered long before);
+ * 2. once it logged "downloading from upstream" (locks held, slots taken), W jobs of other tenants
+ *    ask for the same bands: they find the band locked and get out of the way (BullMQ `delayed`,
+ *    registered as the band's waiters, `download_jobs.waits` + 1);
+ * 3. the band is registered (`global_scene_cache`), its lock released, the waiters promoted.
  *
  * Times, all on the machine's one clock (workers, Redis, Postgres and this process share it):
- * - registration: `global_scene_cache.created_at` of the (fresh) product — `now()` of the
- *   registering transaction, i.e. its start, a few ms before its commit (so the figures err on the
- *   slow side);
+ * - registration: `global_scene_cache.updated_at` of the (fresh) product — `now()` of the
+ *   transaction that registered its last band (bands are registered one by one as they are
+ *   stored; the slowed band is the last), i.e. its start, a few ms before its commit (so the
+ *   figures err on the slow side);
  * - each waiter's BullMQ events (measure/job-events.ts, times from the Redis stream ids): `delayed`
  *   (it got out of the way), `waiting` after `delayed` (promoted), `active` (a worker took it
  *   again), `completed`.
@@ -56,7 +58,7 @@ const SIZE = { full: { rounds: 20, waiters: 8 }, quick: { rounds: 2, waiters: 3 
 /** Worker processes (waiters are spread over both: a wake-up crosses processes). */
 const WORKER_PROCESSES = 2;
 
-/** How long the slowed first band keeps the scene lock held (ms): ample time for W waiters to get out of the way. */
+/** How long the slowed first band keeps its band lock held (ms): ample time for W waiters to get out of the way. */
 const HOLD_MS = 1_500;
 
 /** cdse-sim's size factor (10 m bands of ~1.2–1.35 MB). */
@@ -130,9 +132,9 @@ async function runRound(env: BenchEnvironment, events: JobEventLog, workers: rea
   const failed = finished.filter((e) => e.event !== 'completed');
   if (failed.length > 0) throw new Error(`round ${round}: ${failed.length} job(s) failed: ${failed[0]!.failedReason}`);
 
-  // A fresh product's row is inserted by its registration: created_at is now() of that transaction
-  // (later writes — cache hits — do not change it).
-  const registration = await sql<{ ms: number }>`SELECT (extract(epoch FROM created_at) * 1000)::float8 AS ms FROM global_scene_cache WHERE scene_id = ${sceneId}`.execute(env.db);
+  // Each band is registered as it is stored: updated_at is now() of the last band's registration,
+  // the slowed one the waiters wait for (cache hits do not change it).
+  const registration = await sql<{ ms: number }>`SELECT (extract(epoch FROM updated_at) * 1000)::float8 AS ms FROM global_scene_cache WHERE scene_id = ${sceneId}`.execute(env.db);
   const registeredAt = registration.rows[0]?.ms;
   if (registeredAt === undefined) throw new Error(`round ${round}: ${sceneId} is not registered`);
   const rows = await env.db
@@ -146,7 +148,8 @@ async function runRound(env: BenchEnvironment, events: JobEventLog, workers: rea
 
   const samples = waiterIds.map((jobId): WaiterSample => {
     const timeline = events.events(jobId);
-    const delayed = timeline.find((e) => e.event === 'delayed');
+    // Its last wait: a waiter may be woken by the registration of another band first and wait again.
+    const delayed = timeline.findLast((e) => e.event === 'delayed');
     const completed = timeline.find((e) => e.event === 'completed')!;
     const woken = delayed ? firstAfter(timeline, delayed, (e) => e.event === 'waiting' && e.prev === 'delayed') : undefined;
     const resumed = woken ? firstAfter(timeline, woken, (e) => e.event === 'active') : undefined;
@@ -298,7 +301,7 @@ async function measure(ctx: BenchContext, env: BenchEnvironment, events: JobEven
         `per round, after its jobs: the S3 work of ${waiters + 1} reused jobs for new tenants (the waiters and the downloader's own fan-out), bare and at once from this process: ` +
         `${(waiters + 1) * BANDS.length} CopyObject (buckets made beforehand), then ${waiters + 1} × the pipeline's S3 calls (4 HEAD; HeadBucket + CreateBucket; 4 × (HEAD + CopyObject))`,
       clock_note:
-        'registration = global_scene_cache.created_at of the fresh product (now() of the registering transaction: its start, before the commit); ' +
+        'registration = global_scene_cache.updated_at of the fresh product (now() of the transaction registering its last band: its start, before the commit); ' +
         'waiter times = the Redis stream ids of its BullMQ events; one machine, one clock.',
       samples: all.map((s) => ({
         round: s.round,
