@@ -25,6 +25,11 @@ export interface TransferBandInput {
   logger: Logger;
   /** Whole-file restarts when the server cannot resume (no 206). @defaultValue 3 */
   maxRestarts?: number;
+  /**
+   * Called once, when every byte of the file has come from upstream and matched the manifest
+   * (before the upload's last part and completion): the upstream connection is done with.
+   */
+  onUpstreamDone?: () => void;
 }
 
 /**
@@ -39,6 +44,7 @@ export async function transferBand(input: TransferBandInput): Promise<string> {
   for (let attempt = 1; ; attempt++) {
     signal.throwIfAborted();
     const body = cdse.openBandFile({ productId: input.productId, safeName: input.safeName, file, signal });
+    if (input.onUpstreamDone) void body.result.then(input.onUpstreamDone, () => undefined);
     try {
       const { etag } = await store.uploadStream({ bucket, key, body, contentLength: file.size, metadata: input.metadata, signal });
       return etag;

@@ -249,8 +249,8 @@ function readCache(run: JobRun): Promise<CacheRead> {
  *   exclusive first when the product must be prepared (its row was invalidated: reset it; its
  *   metadata is not stored yet: look it up and read `manifest.safe` — once per product, for every
  *   job), then downgraded to shared without letting go. Not to be had → wait for the scene.
- * - Re-read the cache under the lock (double-checked): bands registered meanwhile are served.
  * - Each missing band's lock. Held by another job → wait for that band.
+ * - Re-read the cache under the band locks (double-checked): bands registered meanwhile are served.
  * - A verified object already at a claimed band's key is adopted: no slot, no upstream byte.
  * - The monthly transfer budget: a file that would take the window past it is not started → wait.
  * - One upstream slot per remaining file, as many as are free — but while other jobs wait for
@@ -281,17 +281,22 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
       await lease.downgradeToShared();
     }
     await failpoint(settings.failpoints, 'scene-locked', log);
-    // Double-checked: other jobs may have registered some of our bands meanwhile.
-    const again = await cache.read(sceneId, read.missing, log);
-    claim.cachedMeanwhile = again.cached;
     // Largest files first: they take the first slots, so the product's burst ends as early as the
     // slots allow (longest-processing-time-first), not with one big file streaming alone at the end.
-    const files = again.missing.map((band) => ({ band, file: bandFileOf(metadata!, band, run) })).sort((x, y) => y.file.size - x.file.size);
-
+    const files = read.missing.map((band) => ({ band, file: bandFileOf(metadata!, band, run) })).sort((x, y) => y.file.size - x.file.size);
+    const locked: typeof files = [];
+    for (const f of files) {
+      if (await lease.tryLockBand(f.band.id)) locked.push(f);
+      else claim.waitFor.push({ kind: 'band', sceneId, bandId: f.band.id });
+    }
+    // Double-checked, under the band locks: the jobs that held them may have registered them since
+    // our first read (and a band registered by someone else must not be adopted and registered again).
+    const again = await cache.read(sceneId, locked.map((f) => f.band), log);
+    claim.cachedMeanwhile = again.cached;
     const toStream: Array<{ band: Band; file: SafeFile; key: string }> = [];
-    for (const { band, file } of files) {
-      if (!(await lease.tryLockBand(band.id))) {
-        claim.waitFor.push({ kind: 'band', sceneId, bandId: band.id });
+    for (const { band, file } of locked) {
+      if (again.cached.has(band.id)) {
+        await lease.unlockBand(band.id);
         continue;
       }
       const key = bandObjectKey(product, file);
@@ -393,14 +398,27 @@ async function downloadBands(run: JobRun, claim: Claim): Promise<Downloaded> {
 
 /**
  * One file: stream it (counting the transfer against the budget and the tenant's fair share) or
- * adopt it, register it while the lock is provably ours, then release its slot and band lock and
- * wake the next slot waiter and the band's waiters.
+ * adopt it, register it while the lock is provably ours, then release its band lock and wake the
+ * band's waiters. Its upstream slot goes back (waking the next slot waiter) as soon as the last
+ * byte came from upstream, verified — or at the end, whatever happened.
  * @returns the registered entry, or `invalidated` when the row was invalidated meanwhile.
  */
 async function storeAndRegisterBand(run: JobRun, metadata: UpstreamProduct, lease: SceneLease, f: ClaimedFile): Promise<CachedBand | 'invalidated'> {
   const { deps, request, job } = run;
   const { settings, cache, waiters } = deps;
   const bandLog = run.log.child({ band: f.band.id, bytes: f.file.size });
+  // The upstream slot is given back as soon as the file's last byte came from CDSE, verified: the
+  // cap counts CDSE connections, and the upload's completion and the registration need none.
+  let slotReleased: Promise<void> | undefined;
+  const releaseSlot = (): Promise<void> => {
+    if (f.slot === undefined) return Promise.resolve();
+    slotReleased ??= (async () => {
+      await lease.releaseUpstreamSlot(f.slot!).catch((err: unknown) => bandLog.warn({ err }, 'could not release the upstream slot'));
+      // One slot was freed: one slot waiter, the fairest, not all of them.
+      await waiters.wakeSlotWaiters(1).catch((err: unknown) => bandLog.warn({ err }, 'could not wake a slot waiter'));
+    })();
+    return slotReleased;
+  };
   try {
     let entry: CachedBand;
     if (f.slot === undefined) {
@@ -413,7 +431,19 @@ async function storeAndRegisterBand(run: JobRun, metadata: UpstreamProduct, leas
       await waiters.chargeUpstreamService(request.tenantId, f.file.size);
       const { uploadId, metadata: objectMetadata } = bandObjectMetadata(f.file, job.id!);
       const signal = AbortSignal.any([run.signal, lease.signal]);
-      const etag = await transferBand({ cdse: deps.cdse, store: deps.store, productId: metadata.cdseProductId, safeName: request.product.safeName, file: f.file, bucket: cache.bucket, key: f.key, metadata: objectMetadata, signal, logger: bandLog });
+      const etag = await transferBand({
+        cdse: deps.cdse,
+        store: deps.store,
+        productId: metadata.cdseProductId,
+        safeName: request.product.safeName,
+        file: f.file,
+        bucket: cache.bucket,
+        key: f.key,
+        metadata: objectMetadata,
+        signal,
+        logger: bandLog,
+        onUpstreamDone: () => void releaseSlot(),
+      });
       deps.metrics?.upstreamFile(f.file.size);
       bandLog.info({ ms: Date.now() - t0, slot: f.slot }, 'band stored in the global bucket');
       entry = bandEntry(f, etag, uploadId, job.id!, f.file.size);
@@ -424,11 +454,7 @@ async function storeAndRegisterBand(run: JobRun, metadata: UpstreamProduct, leas
     await failpoint(settings.failpoints, 'bands-registered', bandLog);
     return outcome === 'registered' ? entry : 'invalidated';
   } finally {
-    if (f.slot !== undefined) {
-      await lease.releaseUpstreamSlot(f.slot).catch((err: unknown) => bandLog.warn({ err }, 'could not release the upstream slot'));
-      // One slot was freed: one slot waiter, the fairest, not all of them.
-      await waiters.wakeSlotWaiters(1).catch((err: unknown) => bandLog.warn({ err }, 'could not wake a slot waiter'));
-    }
+    await releaseSlot();
     await lease.unlockBand(f.band.id).catch((err: unknown) => bandLog.warn({ err }, 'could not release the band lock'));
     await waiters.wake({ kind: 'band', sceneId: request.product.sceneId, bandId: f.band.id }).catch((err: unknown) => bandLog.warn({ err }, 'could not wake the band waiters'));
   }
