@@ -213,10 +213,8 @@ describe('upstream faults: whole jobs against cdse-sim', () => {
     const before = h.sim.counters();
 
     const id = await enqueue(h, { tenant_id: 'rate-delta', scene_id: scene, bands: ['B04'] });
-    const delayed = await until('the rate-limited job to be delayed', async () => {
-      const job = await h.queue.getJob(id);
-      return job && (await job.getState()) === 'delayed' ? job : undefined;
-    }, 30_000);
+    // The state first, then the job: a job read before it was moved still carries its old `delay`.
+    const delayed = await until('the rate-limited job to be delayed', async () => ((await h.queue.getJobState(id)) === 'delayed' ? h.queue.getJob(id) : undefined), 30_000);
 
     expect(delta(before, h.sim.counters()).fault('status429')).toBe(1);
     expect(delayed.delay).toBeGreaterThanOrEqual(60_000);
