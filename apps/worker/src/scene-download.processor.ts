@@ -538,8 +538,8 @@ async function recordResult(run: JobRun, bands: ReadonlyMap<string, CachedBand>,
  * failed try and our registration, nobody will wake us, so we wake ourselves (or, for a slot, the
  * fairest waiter). Delayed *before* registering: a waker takes a registration for good, and a
  * promote of a job that is not delayed yet fails, so a registration taken before the delay would
- * be a lost wake-up. A budget waiter is delayed until the window frees up (at most the fallback
- * delay × 12), nobody wakes it earlier.
+ * be a lost wake-up. A job that waits for the budget alone is delayed 12 × the fallback delay
+ * (a minute by default) and checks the window again then: nobody wakes it earlier.
  */
 async function getOutOfTheWay(run: JobRun, targets: readonly WaitTarget[]): Promise<never> {
   const { deps, job, token, log } = run;

@@ -21,7 +21,6 @@
  * Redis keys (under the queue's prefix):
  * - `<prefix>:<queue>:waiters:scene:<scene_id>` — set of job ids waiting for a product's scene lock;
  * - `<prefix>:<queue>:waiters:band:<scene_id>:<band>` — set of job ids waiting for a band file;
- * - `<prefix>:<queue>:waiters:budget` — set of job ids waiting for the monthly transfer budget;
  * - `<prefix>:<queue>:waiters:slot:tenants` — set of tenants with slot waiters;
  * - `<prefix>:<queue>:waiters:slot:tenant:<tenant>` — sorted set of that tenant's slot waiters
  *   (score: priority × 10^13 + registration time in ms);
@@ -119,10 +118,9 @@ export class SceneWaiters {
     this.base = `${queuePrefix}:${queue.name}:waiters`;
   }
 
-  private setKey(target: Exclude<WaitTarget, { kind: 'upstream-slot' }>): string {
+  private setKey(target: Extract<WaitTarget, { kind: 'scene' | 'band' }>): string {
     if (target.kind === 'scene') return `${this.base}:scene:${target.sceneId}`;
-    if (target.kind === 'band') return `${this.base}:band:${target.sceneId}:${target.bandId}`;
-    return `${this.base}:budget`;
+    return `${this.base}:band:${target.sceneId}:${target.bandId}`;
   }
 
   private get slotTenantsKey(): string {
@@ -141,8 +139,12 @@ export class SceneWaiters {
     return `${this.base}:slot:tenant:${tenantId}`;
   }
 
-  /** Register `jobId` as waiting for `target`. */
+  /**
+   * Register `jobId` as waiting for `target`. Nothing is registered for `upstream-budget`: nobody
+   * wakes a budget waiter; it checks the 30-day window again when its delay ends.
+   */
   async register(target: WaitTarget, jobId: string): Promise<void> {
+    if (target.kind === 'upstream-budget') return;
     if (target.kind === 'upstream-slot') {
       const score = target.priority * PRIORITY_WEIGHT + Date.now();
       await this.redis.eval(REGISTER_SLOT_WAITER, 4, this.slotTenantsKey, this.slotQueueKey(target.tenantId), this.slotServiceKey, this.slotBytesKey, target.tenantId, jobId, String(score), String(WAITER_TTL_SECONDS), String(target.bytes));
@@ -163,6 +165,7 @@ export class SceneWaiters {
    * delayed again. Ids whose job is no longer delayed are dropped and the next one is taken.
    */
   async wake(target: WaitTarget, limit = Number.POSITIVE_INFINITY): Promise<number> {
+    if (target.kind === 'upstream-budget') return 0;
     if (target.kind === 'upstream-slot') return this.wakeSlotWaiters(limit);
     const key = this.setKey(target);
     const replies = await this.redis.multi().smembers(key).del(key).exec();
