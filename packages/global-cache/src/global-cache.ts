@@ -50,8 +50,6 @@ export interface CacheRead {
   readonly cached: ReadonlyMap<string, CachedBand>;
   /** Bands to fetch from upstream, in request order. */
   readonly missing: readonly Band[];
-  /** Registered bands whose object was missing or truncated; their entries were dropped. */
-  readonly dropped: readonly string[];
   /** The product's row exists and is invalidated: it must be reset before any band is downloaded. */
   readonly invalidated: boolean;
 }
@@ -59,8 +57,6 @@ export interface CacheRead {
 /** A verified object found at a band's key (see {@link GlobalCache.findAdoptable}). */
 export interface AdoptableObject {
   etag: string;
-  /** The upload that stored it (`undefined` for objects stored before uploads were tagged). */
-  uploadId: string | undefined;
   /** The job that streamed it from upstream (`undefined` when not recorded). */
   jobId: string | undefined;
 }
@@ -144,7 +140,7 @@ export class GlobalCache {
     }
     const dropped = Object.keys(broken).length > 0 ? await removeBandEntries(this.db, sceneId, broken) : [];
     if (dropped.length > 0) log.warn({ bands: dropped }, 'cached bands missing or truncated in the global bucket; entries dropped');
-    return { cached, missing: bands.filter((b) => !cached.has(b.id)), dropped, invalidated: row !== undefined && !row.is_valid };
+    return { cached, missing: bands.filter((b) => !cached.has(b.id)), invalidated: row !== undefined && !row.is_valid };
   }
 
   /**
@@ -158,7 +154,7 @@ export class GlobalCache {
   async findAdoptable(key: string, file: Pick<SafeFile, 'size' | 'sha3_256'>): Promise<AdoptableObject | undefined> {
     const head = await this.store.headObject(this.bucket, key);
     if (!head || head.size !== file.size || head.metadata[SHA3_METADATA_KEY]?.toLowerCase() !== file.sha3_256.toLowerCase()) return undefined;
-    return { etag: head.etag, uploadId: head.metadata[UPLOAD_ID_METADATA_KEY], jobId: head.metadata[JOB_ID_METADATA_KEY] };
+    return { etag: head.etag, jobId: head.metadata[JOB_ID_METADATA_KEY] };
   }
 
   /**
