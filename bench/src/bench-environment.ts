@@ -6,6 +6,7 @@
  * (several may run; each is followed through its pino JSON log).
  */
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -91,6 +92,12 @@ export async function startBenchEnvironment(options: BenchEnvironmentOptions = {
   const workers: SpawnedWorker[] = [];
 
   const stopWorkers = async (): Promise<void> => {
+    // BENCH_WORKER_LOGS=<dir>: every worker's pino lines, one file per process, for reading a run's timeline.
+    const logDir = process.env.BENCH_WORKER_LOGS;
+    if (logDir) {
+      mkdirSync(logDir, { recursive: true });
+      for (const w of workers) writeFileSync(resolve(logDir, `worker-${w.pid}.jsonl`), w.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    }
     await Promise.all(
       workers.splice(0).map(async (w) => {
         const timer = setTimeout(() => void w.kill('SIGKILL'), 10_000);

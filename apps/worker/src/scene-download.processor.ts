@@ -53,6 +53,7 @@ import {
   type DB,
   type SceneLease,
   type UpstreamProduct,
+  type UpstreamWindow,
 } from '@scenecache/db';
 import type { CdseClient } from '@scenecache/copernicus';
 import { bandObjectKey, bandObjectMetadata, type CacheRead, type GlobalCache } from '@scenecache/global-cache';
@@ -113,7 +114,7 @@ interface Claim {
   lease: SceneLease | undefined;
   metadata: UpstreamProduct | undefined;
   files: ClaimedFile[];
-  /** Bands found registered on the re-read under the lock. */
+  /** Bands found registered on the re-read under their band lock. */
   cachedMeanwhile: ReadonlyMap<string, CachedBand>;
   /** What the job waits for once the claimed files are in (empty: nothing). */
   waitFor: WaitTarget[];
@@ -249,13 +250,18 @@ function readCache(run: JobRun): Promise<CacheRead> {
  *   exclusive first when the product must be prepared (its row was invalidated: reset it; its
  *   metadata is not stored yet: look it up and read `manifest.safe` — once per product, for every
  *   job), then downgraded to shared without letting go. Not to be had → wait for the scene.
- * - Each missing band's lock. Held by another job → wait for that band.
- * - Re-read the cache under the band locks (double-checked): bands registered meanwhile are served.
- * - A verified object already at a claimed band's key is adopted: no slot, no upstream byte.
- * - The monthly transfer budget: a file that would take the window past it is not started → wait.
- * - One upstream slot per remaining file, as many as are free — but while other jobs wait for
- *   slots only the one slot this run's wake-up baton stands for (fair hand-out, see SceneWaiters).
- *   No slot → release that band's lock and wait for a slot.
+ * - Then each missing file, largest first, while the run may take slots (as many as are free;
+ *   while other jobs queue for slots, only the one slot this run's wake-up baton stands for —
+ *   fair hand-out, see SceneWaiters):
+ *   - its band lock; held by another job → wait for that band;
+ *   - the cache re-read under the band lock (double-checked): registered meanwhile → served;
+ *   - a verified object already at its key is adopted: no slot, no upstream byte;
+ *   - the monthly transfer budget: a file that would take the window past it → wait for the budget;
+ *   - an upstream slot; none free → the run takes no more.
+ * - The files left unclaimed take no band lock: those another job holds → wait for that band;
+ *   the rest → queue for a slot, as large as the largest of them.
+ *
+ * Every band lock released without a download wakes that band's waiters.
  *
  * On any error everything taken is released before the error propagates.
  */
@@ -284,43 +290,65 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
     // Largest files first: they take the first slots, so the product's burst ends as early as the
     // slots allow (longest-processing-time-first), not with one big file streaming alone at the end.
     const files = read.missing.map((band) => ({ band, file: bandFileOf(metadata!, band, run) })).sort((x, y) => y.file.size - x.file.size);
-    const locked: typeof files = [];
+    // While jobs queue for upstream slots, a job takes one only with the baton of a wake-up (one
+    // slot, see SceneWaiters), and takes no band lock beyond the files it claims: a band lock held
+    // for a moment by a job that will not stream the file keeps it from the one that would.
+    let allowance = (await waiters.hasSlotWaiters()) ? (run.baton ? 1 : 0) : Number.POSITIVE_INFINITY;
+    const budget = transferBudget(run);
+    const cachedMeanwhile = new Map<string, CachedBand>();
+    const unclaimed: typeof files = [];
     for (const f of files) {
-      if (await lease.tryLockBand(f.band.id)) locked.push(f);
-      else claim.waitFor.push({ kind: 'band', sceneId, bandId: f.band.id });
-    }
-    // Double-checked, under the band locks: the jobs that held them may have registered them since
-    // our first read (and a band registered by someone else must not be adopted and registered again).
-    const again = await cache.read(sceneId, locked.map((f) => f.band), log);
-    claim.cachedMeanwhile = again.cached;
-    const toStream: Array<{ band: Band; file: SafeFile; key: string }> = [];
-    for (const { band, file } of locked) {
-      if (again.cached.has(band.id)) {
-        await lease.unlockBand(band.id);
+      if (allowance === 0) {
+        unclaimed.push(f);
         continue;
       }
-      const key = bandObjectKey(product, file);
-      const adoptable = await cache.findAdoptable(key, file);
-      if (adoptable) claim.files.push({ band, file, key, slot: undefined, adoptedFrom: adoptable.jobId, adoptedEtag: adoptable.etag });
-      else toStream.push({ band, file, key });
-    }
-
-    const withinBudget = await filesWithinBudget(run, toStream);
-    const slotWaitersExist = toStream.length > 0 && (await waiters.hasSlotWaiters());
-    let allowance = slotWaitersExist ? (run.baton ? 1 : 0) : toStream.length;
-    for (const f of toStream) {
-      const slot = withinBudget.has(f) && allowance > 0 ? await lease.tryAcquireUpstreamSlot(settings.upstreamConcurrency) : undefined;
-      if (slot !== undefined) {
-        allowance--;
-        if (run.baton) claim.batonUsed = true;
-        claim.files.push({ ...f, slot });
+      if (!(await lease.tryLockBand(f.band.id))) {
+        claim.waitFor.push({ kind: 'band', sceneId, bandId: f.band.id });
         continue;
       }
-      await lease.unlockBand(f.band.id);
-      // Files go largest first: the first one that queues for a slot is the job's largest waiting file.
-      const target: WaitTarget = withinBudget.has(f) ? { kind: 'upstream-slot', tenantId: request.tenantId, priority: run.job.opts.priority ?? 0, bytes: f.file.size } : { kind: 'upstream-budget' };
-      if (target.kind === 'upstream-slot') claim.batonUsed = true;
-      if (!claim.waitFor.some((t) => t.kind === target.kind)) claim.waitFor.push(target);
+      // Double-checked, under the band lock: the job that held it may have registered it since our
+      // first read (and a band registered by someone else must not be adopted and registered again).
+      const entry = (await cache.read(sceneId, [f.band], log)).cached.get(f.band.id);
+      if (entry) {
+        cachedMeanwhile.set(f.band.id, entry);
+        await releaseBandLock(run, lease, f.band.id);
+        continue;
+      }
+      const key = bandObjectKey(product, f.file);
+      const adoptable = await cache.findAdoptable(key, f.file);
+      if (adoptable) {
+        claim.files.push({ ...f, key, slot: undefined, adoptedFrom: adoptable.jobId, adoptedEtag: adoptable.etag });
+        continue;
+      }
+      if (!(await budget.fits(f.file.size))) {
+        await releaseBandLock(run, lease, f.band.id);
+        if (!claim.waitFor.some((t) => t.kind === 'upstream-budget')) claim.waitFor.push({ kind: 'upstream-budget' });
+        continue;
+      }
+      const slot = await lease.tryAcquireUpstreamSlot(settings.upstreamConcurrency);
+      if (slot === undefined) {
+        await releaseBandLock(run, lease, f.band.id);
+        allowance = 0;
+        unclaimed.push(f);
+        continue;
+      }
+      budget.take(f.file.size);
+      allowance--;
+      if (run.baton) claim.batonUsed = true;
+      claim.files.push({ ...f, key, slot });
+    }
+    claim.cachedMeanwhile = cachedMeanwhile;
+    if (unclaimed.length > 0) {
+      // Not claimed: wait for the files other jobs download; queue for a slot for the rest, as
+      // large as the largest of them (files go largest first). Queuing spends the baton: passing
+      // it on would only run every waiter in turn to queue again.
+      const elsewhere = await lease.bandsLockedElsewhere(unclaimed.map((f) => f.band.id));
+      for (const f of unclaimed) if (elsewhere.has(f.band.id)) claim.waitFor.push({ kind: 'band', sceneId, bandId: f.band.id });
+      const largest = unclaimed.find((f) => !elsewhere.has(f.band.id));
+      if (largest) {
+        claim.waitFor.push({ kind: 'upstream-slot', tenantId: request.tenantId, priority: run.job.opts.priority ?? 0, bytes: largest.file.size });
+        claim.batonUsed = true;
+      }
     }
     // Jobs that waited for the preparation need the lock shared only: they may come in now — after
     // this job has claimed its own (largest-first) files, so the burst's first slots go to them.
@@ -355,22 +383,35 @@ async function fetchUpstreamProduct(run: JobRun): Promise<UpstreamProduct> {
   return storeUpstreamProduct(db, { sceneId: product.sceneId, cdseProductId: entry.Id, product: { ...entry }, files });
 }
 
-/**
- * The files (of `files`, in order) whose download fits in the rolling 30-day transfer budget
- * (`UPSTREAM_MONTHLY_BYTES`) next to what the fleet started in the window.
- */
-async function filesWithinBudget<T extends { file: SafeFile }>(run: JobRun, files: readonly T[]): Promise<Set<T>> {
-  if (files.length === 0) return new Set();
-  const window = await upstreamWindow(run.deps.db);
-  let used = window.bytes;
-  const fits = new Set<T>();
-  for (const f of files) {
-    if (used + f.file.size > run.deps.settings.upstreamMonthlyBytes) break;
-    used += f.file.size;
-    fits.add(f);
-  }
-  if (fits.size < files.length) run.log.warn({ windowBytes: window.bytes, budget: run.deps.settings.upstreamMonthlyBytes, freesAt: window.oldestLeavesAt }, 'monthly upstream transfer budget reached: downloads wait');
-  return fits;
+/** The rolling 30-day transfer budget as one claim sees it: files are counted in as they are claimed. */
+interface TransferBudget {
+  /** Whether a file of `bytes` more fits in `UPSTREAM_MONTHLY_BYTES` next to what the window and this claim hold. Reads the window once, on first use. */
+  fits(bytes: number): Promise<boolean>;
+  /** Count a claimed file of `bytes` in. */
+  take(bytes: number): void;
+}
+
+/** The monthly transfer budget of one claim (see {@link TransferBudget}); logs a warning the first time a file does not fit. */
+function transferBudget(run: JobRun): TransferBudget {
+  const limit = run.deps.settings.upstreamMonthlyBytes;
+  let window: Promise<UpstreamWindow> | undefined;
+  let claimed = 0;
+  let warned = false;
+  return {
+    async fits(bytes) {
+      window ??= upstreamWindow(run.deps.db);
+      const w = await window;
+      const fits = w.bytes + claimed + bytes <= limit;
+      if (!fits && !warned) {
+        warned = true;
+        run.log.warn({ windowBytes: w.bytes, budget: limit, freesAt: w.oldestLeavesAt }, 'monthly upstream transfer budget reached: downloads wait');
+      }
+      return fits;
+    },
+    take(bytes) {
+      claimed += bytes;
+    },
+  };
 }
 
 /**
@@ -455,9 +496,20 @@ async function storeAndRegisterBand(run: JobRun, metadata: UpstreamProduct, leas
     return outcome === 'registered' ? entry : 'invalidated';
   } finally {
     await releaseSlot();
-    await lease.unlockBand(f.band.id).catch((err: unknown) => bandLog.warn({ err }, 'could not release the band lock'));
-    await waiters.wake({ kind: 'band', sceneId: request.product.sceneId, bandId: f.band.id }).catch((err: unknown) => bandLog.warn({ err }, 'could not wake the band waiters'));
+    await releaseBandLock(run, lease, f.band.id).catch((err: unknown) => bandLog.warn({ err }, 'could not release the band lock or wake its waiters'));
   }
+}
+
+/**
+ * Release one band lock and wake the jobs waiting for that band. Every release wakes, also when
+ * this run did not download the band (it queues for a slot, or the band was registered
+ * meanwhile): a job that found the lock held while we had it registered as the band's waiter,
+ * and its re-check may have run before our release — without this wake-up it would sleep until
+ * its fallback delay while the file it wants goes unclaimed.
+ */
+async function releaseBandLock(run: JobRun, lease: SceneLease, bandId: string): Promise<void> {
+  await lease.unlockBand(bandId);
+  await run.deps.waiters.wake({ kind: 'band', sceneId: run.request.product.sceneId, bandId });
 }
 
 /** The cache entry of a band stored (or adopted) by `jobId`. */
@@ -475,11 +527,21 @@ function bandEntry(f: ClaimedFile, etag: string, uploadId: string | undefined, j
   };
 }
 
-/** Release the claim's scene lease (every lock on it) and wake the jobs waiting for the scene lock. */
+/**
+ * Release the claim's scene lease (every lock on it) and wake the jobs waiting for what it held:
+ * the scene lock, band locks still held (an error between claiming and downloading), and one
+ * slot waiter per upstream slot still held.
+ */
 async function releaseClaim(run: JobRun, claim: Claim): Promise<void> {
   if (!claim.lease) return;
+  const { waiters } = run.deps;
+  const sceneId = run.request.product.sceneId;
+  const bands = claim.lease.bandLocks;
+  const slots = claim.lease.upstreamSlots.length;
   await claim.lease.release();
-  await run.deps.waiters.wake({ kind: 'scene', sceneId: run.request.product.sceneId, mode: 'exclusive' });
+  await waiters.wake({ kind: 'scene', sceneId, mode: 'exclusive' });
+  for (const bandId of bands) await waiters.wake({ kind: 'band', sceneId, bandId });
+  if (slots > 0) await waiters.wakeSlotWaiters(slots);
 }
 
 /** Every requested band's entry, cached or just registered. @throws ScenecacheError `internal` when one is neither. */

@@ -97,7 +97,11 @@ export type LockCountQueryable = Pick<Kysely<unknown>, 'executeQuery'> | Pick<pg
  * @throws pg errors when Postgres is unreachable.
  */
 export async function countUpstreamSlotsInUse(db: LockCountQueryable, slots: number): Promise<number> {
-  const names = Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i));
+  return countHeldAdvisoryLocks(db, Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i)));
+}
+
+/** Granted advisory locks of `names` in the queried database, whoever holds them (reads `pg_locks`, takes no lock). */
+async function countHeldAdvisoryLocks(db: LockCountQueryable, names: readonly string[]): Promise<number> {
   if ('executeQuery' in db) {
     const res = await db.executeQuery<{ n: number }>(CompiledQuery.raw(COUNT_HELD_ADVISORY_LOCKS_SQL, [names]));
     return res.rows[0]?.n ?? 0;
@@ -194,14 +198,27 @@ export class AdvisoryLocks {
     return this.probe([sceneLockName(sceneId)], mode);
   }
 
-  /** Whether nobody holds the band lock of (`sceneId`, `bandId`) right now (takes and drops it). */
+  /**
+   * Whether nobody holds the band lock of (`sceneId`, `bandId`) right now. Reads `pg_locks` and
+   * takes no lock: a probe that took and dropped it would, for that moment, keep the band from
+   * the job that should download it.
+   */
   async isBandFree(sceneId: string, bandId: string): Promise<boolean> {
-    return this.probe([bandLockName(sceneId, bandId)]);
+    return (await this.countHeld([bandLockName(sceneId, bandId)])) === 0;
   }
 
-  /** Whether any of the `slots` upstream slots is free right now (takes and drops it). */
+  /** Whether any of the `slots` upstream slots is free right now (reads `pg_locks`, takes no lock). */
   async isAnyUpstreamSlotFree(slots: number): Promise<boolean> {
-    return this.probe(Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i)));
+    return (await this.countHeld(Array.from({ length: slots }, (_, i) => upstreamSlotLockName(i)))) < slots;
+  }
+
+  /** Granted advisory locks of `names`, fleet-wide, read from `pg_locks` on a live lock connection. */
+  private async countHeld(names: readonly string[]): Promise<number> {
+    return this.withFreshConnection(async (client) => {
+      const n = await countHeldAdvisoryLocks(client, names);
+      client.release();
+      return n;
+    });
   }
 
   /**
@@ -285,6 +302,11 @@ export class SceneLease {
     return [...this.slots];
   }
 
+  /** The band ids whose band lock this lease holds. */
+  get bandLocks(): readonly string[] {
+    return [...this.bands];
+  }
+
   /**
    * Exclusive → shared without a moment where the scene is unlocked: take the shared hold, then
    * drop the exclusive one (a session may hold both). No-op when already shared.
@@ -310,6 +332,20 @@ export class SceneLease {
     if (!(await tryLock(this.client, bandLockName(this.sceneId, bandId)))) return false;
     this.bands.add(bandId);
     return true;
+  }
+
+  /**
+   * Which of `bandIds` (of this lease's product) another session holds the band lock of right now:
+   * reads `pg_locks`, takes no lock. Bands this lease holds are not asked about.
+   * @throws ScenecacheError `lock_lost` when the lock connection is gone; pg errors.
+   */
+  async bandsLockedElsewhere(bandIds: readonly string[]): Promise<Set<string>> {
+    this.throwIfLost();
+    const held = new Set<string>();
+    for (const bandId of bandIds) {
+      if (!this.bands.has(bandId) && (await countHeldAdvisoryLocks(this.client, [bandLockName(this.sceneId, bandId)])) > 0) held.add(bandId);
+    }
+    return held;
   }
 
   /** Release a band lock taken by {@link tryLockBand} (no-op when not held or the connection is gone). */
