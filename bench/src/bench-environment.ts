@@ -79,7 +79,7 @@ export async function startBenchEnvironment(options: BenchEnvironmentOptions = {
     CDSE_USERNAME: sim.credentials.username,
     CDSE_PASSWORD: sim.credentials.password,
     WORKER_METRICS_PORT: '0',
-    LOG_LEVEL: 'info',
+    LOG_LEVEL: process.env.BENCH_WORKER_LOG_LEVEL ?? 'info',
     ...options.env,
   };
   const settings = loadSettings(env);
@@ -92,7 +92,8 @@ export async function startBenchEnvironment(options: BenchEnvironmentOptions = {
   const workers: SpawnedWorker[] = [];
 
   const stopWorkers = async (): Promise<void> => {
-    // BENCH_WORKER_LOGS=<dir>: every worker's pino lines, one file per process, for reading a run's timeline.
+    // BENCH_WORKER_LOGS=<dir>: every worker's pino lines (level BENCH_WORKER_LOG_LEVEL, default info),
+    // one file per process, for reading a run's timeline.
     const logDir = process.env.BENCH_WORKER_LOGS;
     if (logDir) {
       mkdirSync(logDir, { recursive: true });

@@ -59,7 +59,7 @@ import type { CdseClient } from '@scenecache/copernicus';
 import { bandObjectKey, bandObjectMetadata, type CacheRead, type GlobalCache } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import { transferBand } from './band-transfer.js';
-import { waitingForOf, type SceneWaiters, type WaitTarget } from './scene-waiters.js';
+import { waitingForOf, type SceneWaiters, type SlotBaton, type WaitTarget } from './scene-waiters.js';
 import { copyToTenant, type TenantCopy } from './tenant-copy.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
@@ -92,8 +92,8 @@ interface JobRun {
   request: ValidatedDownload;
   log: Logger;
   startedAt: Date;
-  /** Woken for a freed upstream slot: may take one slot even while others wait (see SceneWaiters). */
-  baton: boolean;
+  /** Slots this run was woken for (a freed slot; a product's burst: named files): it may take them even while others wait (see SceneWaiters). */
+  baton: SlotBaton;
 }
 
 /** A band file this run will put in the global bucket: streamed from CDSE, or adopted. */
@@ -119,10 +119,10 @@ interface Claim {
   /** What the job waits for once the claimed files are in (empty: nothing). */
   waitFor: WaitTarget[];
   /**
-   * Whether the run's slot baton is spent: it went into a slot, or the run queues for a slot
-   * again (then the baton is not passed on: every waiter would run in turn only to queue again).
+   * Slots of the run's baton to pass on: those it did not take — none when the run queues for a
+   * slot again (every waiter would run in turn only to queue again).
    */
-  batonUsed: boolean;
+  batonLeft: number;
 }
 
 /** What step 4 put in the bucket and the table. */
@@ -141,9 +141,9 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
     const jobId = job.id!;
     const log = logger.child({ jobId, tenantId: job.data?.tenant_id, sceneId: job.data?.scene_id });
     const attempt = job.attemptsMade + 1;
-    // Woken for a freed upstream slot? Then the slot must not idle if this job does not take it.
+    // Woken for freed upstream slots? Then a slot must not idle if this job does not take it.
     const baton = await deps.waiters.takeSlotBaton(jobId);
-    let batonUsed = false;
+    let batonLeft = baton.slots;
     try {
       const request = validatePayload(job, settings.tenantBucketPrefix);
       const activeRow = await markJobActive(db, {
@@ -155,7 +155,7 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
         attempt,
       });
       const run: JobRun = { deps, job, token, signal: signal ?? new AbortController().signal, request, log, startedAt: activeRow.started_at ?? new Date(), baton };
-      const result = await runPipeline(run, () => (batonUsed = true));
+      const result = await runPipeline(run, (left) => (batonLeft = left));
       await markJobCompleted(db, jobId, result, deps.workerId);
       deps.metrics?.jobCompleted(result);
       log.info({ cacheStatus: result.cache_status, bandsDownloaded: result.bands_downloaded, bandsReused: result.bands_reused, durationMs: result.duration_ms }, 'job completed');
@@ -190,20 +190,24 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
       if (!e.retryable) throw new UnrecoverableError(`${e.code}: ${e.message}`);
       throw e;
     } finally {
-      if (baton && !batonUsed) {
-        await deps.waiters.wakeSlotWaiters(1).catch((err: unknown) => log.warn({ err }, 'could not pass the slot wake-up on'));
+      if (baton.bands) await deps.waiters.releaseReservation(jobId).catch((err: unknown) => log.warn({ err }, 'could not release the slot reservation'));
+      if (batonLeft > 0) {
+        await deps.waiters.wakeSlotWaiters(batonLeft).catch((err: unknown) => log.warn({ err }, 'could not pass the slot wake-up on'));
       }
     }
   };
 }
 
-/** Steps 2–7 of one run; `onBatonUsed` is called when the run's slot baton is spent (see {@link Claim.batonUsed}). */
-async function runPipeline(run: JobRun, onBatonUsed: () => void): Promise<DownloadJobResult> {
+/** Steps 2–7 of one run; `onClaimed` gets the slots of the run's baton left to pass on (see {@link Claim.batonLeft}). */
+async function runPipeline(run: JobRun, onClaimed: (batonLeft: number) => void): Promise<DownloadJobResult> {
   const read = await readCache(run);
   let cached: ReadonlyMap<string, CachedBand> = read.cached;
   if (read.missing.length > 0) {
-    const claim = await claimDownloads(run, read);
-    if (claim.batonUsed) onBatonUsed();
+    const claim = await claimDownloads(run, read).finally(async () => {
+      // The slots a burst's preparer reserved for this run are taken now, or free for others.
+      if (run.baton.bands) await run.deps.waiters.releaseReservation(run.job.id!);
+    });
+    onClaimed(claim.batonLeft);
     let downloaded: Downloaded;
     try {
       downloaded = await downloadBands(run, claim);
@@ -274,26 +278,34 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
   const prepare = metadata === undefined || read.invalidated;
   const mode = prepare ? 'exclusive' : 'shared';
   const lease = await locks.tryAcquireScene(sceneId, mode);
-  const claim: Claim = { lease, metadata, files: [], cachedMeanwhile: new Map(), waitFor: [], batonUsed: false };
+  const claim: Claim = { lease, metadata, files: [], cachedMeanwhile: new Map(), waitFor: [], batonLeft: run.baton.slots };
   if (!lease) {
     claim.waitFor.push({ kind: 'scene', sceneId, mode });
     return claim;
   }
   try {
+    let planned: ReadonlySet<string> | undefined;
     if (prepare) {
       await cache.resetInvalidated(sceneId, log);
       metadata ??= await fetchUpstreamProduct(run);
       claim.metadata = metadata;
       await lease.downgradeToShared();
+      planned = await planBurst(run, metadata, read);
     }
     await failpoint(settings.failpoints, 'scene-locked', log);
     // Largest files first: they take the first slots, so the product's burst ends as early as the
     // slots allow (longest-processing-time-first), not with one big file streaming alone at the end.
-    const files = read.missing.map((band) => ({ band, file: bandFileOf(metadata!, band, run) })).sort((x, y) => y.file.size - x.file.size);
-    // While jobs queue for upstream slots, a job takes one only with the baton of a wake-up (one
-    // slot, see SceneWaiters), and takes no band lock beyond the files it claims: a band lock held
-    // for a moment by a job that will not stream the file keeps it from the one that would.
-    let allowance = (await waiters.hasSlotWaiters()) ? (run.baton ? 1 : 0) : Number.POSITIVE_INFINITY;
+    // Files named by a burst plan (or the baton it granted) come before the rest.
+    const named = new Set(planned ?? run.baton.bands ?? []);
+    const files = read.missing
+      .map((band) => ({ band, file: bandFileOf(metadata!, band, run) }))
+      .sort((x, y) => Number(named.has(y.band.id)) - Number(named.has(x.band.id)) || y.file.size - x.file.size);
+    // While upstream slots are contended (jobs queue for them, or a burst's preparer reserved them),
+    // a job takes only the slots of its baton (see SceneWaiters), and takes no band lock beyond the
+    // files it claims: a band lock held for a moment by a job that will not stream the file keeps
+    // it from the one that would. A preparer takes what its burst plan left it.
+    let allowance = planned ? planned.size : (await waiters.slotsContended()) ? run.baton.slots : Number.POSITIVE_INFINITY;
+    let slotsTaken = 0;
     const budget = transferBudget(run);
     const cachedMeanwhile = new Map<string, CachedBand>();
     const unclaimed: typeof files = [];
@@ -334,10 +346,11 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
       }
       budget.take(f.file.size);
       allowance--;
-      if (run.baton) claim.batonUsed = true;
+      slotsTaken++;
       claim.files.push({ ...f, key, slot });
     }
     claim.cachedMeanwhile = cachedMeanwhile;
+    claim.batonLeft = Math.max(0, run.baton.slots - slotsTaken);
     if (unclaimed.length > 0) {
       // Not claimed: wait for the files other jobs download; queue for a slot for the rest, as
       // large as the largest of them (files go largest first). Queuing spends the baton: passing
@@ -347,7 +360,7 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
       const largest = unclaimed.find((f) => !elsewhere.has(f.band.id));
       if (largest) {
         claim.waitFor.push({ kind: 'upstream-slot', tenantId: request.tenantId, priority: run.job.opts.priority ?? 0, bytes: largest.file.size });
-        claim.batonUsed = true;
+        claim.batonLeft = 0;
       }
     }
     // Jobs that waited for the preparation need the lock shared only: they may come in now — after
@@ -358,6 +371,56 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
     await releaseClaim(run, claim);
     throw err;
   }
+}
+
+/**
+ * A new product's burst, planned by the job that prepared it (it holds the scene lock, shared
+ * again): when no job queues for upstream slots, the free slots go at once to the largest files
+ * that this job and the jobs waiting for the preparation want (largest first: the burst ends as
+ * early as the files allow), each to a job that wants it — as batons of several slots for the
+ * waiting jobs ({@link SceneWaiters.grantBatons}), woken right after this job's claim.
+ * @returns the band ids this job streams itself (a slot each; possibly none), or `undefined` when
+ *   nothing was planned (slots contended or none free, nobody waiting): then the usual rule applies.
+ */
+async function planBurst(run: JobRun, metadata: UpstreamProduct, read: CacheRead): Promise<ReadonlySet<string> | undefined> {
+  const { waiters, locks, settings } = run.deps;
+  if (await waiters.slotsContended()) return undefined;
+  const others = await waiters.sceneWaiterPayloads(run.request.product.sceneId);
+  if (others.length === 0) return undefined;
+  const free = settings.upstreamConcurrency - (await locks.upstreamSlotsInUse(settings.upstreamConcurrency));
+  if (free <= 0) return undefined;
+  // Every wanted file (SAFE path → band id, size, the jobs that want it), this job first.
+  const wanted = new Map<string, { bandId: string; size: number; jobs: string[] }>();
+  const want = (jobId: string, bands: readonly Band[]): void => {
+    for (const band of bands) {
+      const file = findBandFile(metadata.files, band);
+      if (!file) continue;
+      const entry = wanted.get(file.path) ?? { bandId: band.id, size: file.size, jobs: [] };
+      if (!entry.jobs.includes(jobId)) entry.jobs.push(jobId);
+      wanted.set(file.path, entry);
+    }
+  };
+  const self = run.job.id!;
+  want(self, read.missing);
+  for (const { jobId, data } of others) {
+    const parsed = downloadJobDataSchema.safeParse(data);
+    if (!parsed.success) continue;
+    try {
+      want(jobId, validateDownload(parsed.data, settings.tenantBucketPrefix).bands);
+    } catch {
+      // A payload that fails validation fails in its own run; it wants nothing here.
+    }
+  }
+  const planned = [...wanted.values()].sort((a, b) => b.size - a.size).slice(0, free);
+  const mine = new Set<string>();
+  const grants = new Map<string, string[]>();
+  for (const { bandId, jobs } of planned) {
+    if (jobs[0] === self) mine.add(bandId);
+    else grants.set(jobs[0]!, [...(grants.get(jobs[0]!) ?? []), bandId]);
+  }
+  await waiters.grantBatons(grants);
+  run.log.info({ freeSlots: free, files: wanted.size, waiting: others.length, bands: planned.map((p) => p.bandId), own: [...mine] }, 'burst planned: the free slots to the largest wanted files');
+  return mine;
 }
 
 /** The manifest entry of a band. @throws ScenecacheError `band_not_in_product` (not retried). */
@@ -618,7 +681,8 @@ async function getOutOfTheWay(run: JobRun, targets: readonly WaitTarget[]): Prom
   for (const target of targets) {
     if (target.kind === 'band' && (await locks.isBandFree(sceneId, target.bandId))) await waiters.promote(jobId);
     else if (target.kind === 'scene' && (await locks.isSceneFree(sceneId, target.mode))) await waiters.promote(jobId);
-    else if (target.kind === 'upstream-slot' && (await locks.isAnyUpstreamSlotFree(settings.upstreamConcurrency))) await waiters.wakeSlotWaiters(1);
+    // Slots reserved for a burst's batons are not free for us: their holders pass on what they don't take.
+    else if (target.kind === 'upstream-slot' && !(await waiters.slotsReserved()) && (await locks.isAnyUpstreamSlotFree(settings.upstreamConcurrency))) await waiters.wakeSlotWaiters(1);
   }
   log.debug({ waitingFor: targets.map(waitingForOf) }, 'waiting; delayed');
   throw new DelayedError();

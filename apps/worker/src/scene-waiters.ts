@@ -18,6 +18,12 @@
  * tenants served alike (a burst of new tenants), the waiter with the largest file goes first:
  * largest-file-first ends a burst sooner than a big file left to stream alone at its end.
  *
+ * **A new product's burst.** The job that prepares a product knows what the jobs waiting for it
+ * want; when nobody queues for slots it hands the free slots out at once, largest files first,
+ * as batons of several slots ({@link SceneWaiters.grantBatons}). Until those batons are taken
+ * (or a few seconds pass) the slots count as reserved: jobs without a baton queue, as they do
+ * behind waiters.
+ *
  * Redis keys (under the queue's prefix):
  * - `<prefix>:<queue>:waiters:scene:<scene_id>` — set of job ids waiting for a product's scene lock;
  * - `<prefix>:<queue>:waiters:band:<scene_id>:<band>` — set of job ids waiting for a band file;
@@ -27,12 +33,24 @@
  * - `<prefix>:<queue>:waiters:slot:service` — hash tenant → upstream bytes served (fairness count);
  * - `<prefix>:<queue>:waiters:slot:bytes` — hash job id → bytes of the largest file it waits to stream;
  * - `<prefix>:<queue>:waiters:slot-baton:<job_id>` — set while a woken slot waiter has not yet
- *   run: it may take one slot, and passes the wake-up on if it does not.
+ *   run: `1` (a freed slot, for its largest file) or the JSON array of the band ids a preparer
+ *   granted it (a slot each); it passes on what it does not use;
+ * - `<prefix>:<queue>:waiters:slot:reserved` — hash job id → slots granted by a product's
+ *   preparer and not yet taken; expires {@link RESERVATION_TTL_MS} after the last grant.
  */
 import { Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@scenecache/core';
 import type { LockMode } from '@scenecache/db';
+
+/** The slots a job was woken for: `slots` of them; with `bands`, for those band files (a burst's grant). */
+export interface SlotBaton {
+  slots: number;
+  bands?: readonly string[];
+}
+
+/** No baton. */
+export const NO_BATON: SlotBaton = Object.freeze({ slots: 0 });
 
 /** What a waiter waits for. */
 export type WaitTarget =
@@ -48,6 +66,12 @@ export function waitingForOf(target: WaitTarget): string {
 
 /** Waiter keys expire when nobody touches them for a day (a crashed waker leaves no garbage). */
 const WAITER_TTL_SECONDS = 86_400;
+
+/**
+ * How long slots granted by a preparer stay reserved for their batons (ms): the woken jobs run
+ * within milliseconds; one that crashed first must not keep the slots from others for long.
+ */
+export const RESERVATION_TTL_MS = 3_000;
 
 /** Registration of a slot waiter (KEYS: tenants, tenant queue, service, bytes; ARGV: tenant, job id, score, ttl, bytes). */
 const REGISTER_SLOT_WAITER = `
@@ -131,6 +155,10 @@ export class SceneWaiters {
     return `${this.base}:slot:service`;
   }
 
+  private get slotReservedKey(): string {
+    return `${this.base}:slot:reserved`;
+  }
+
   private get slotBytesKey(): string {
     return `${this.base}:slot:bytes`;
   }
@@ -190,9 +218,49 @@ export class SceneWaiters {
     return promoted;
   }
 
-  /** Whether any job waits for an upstream slot right now (then a job without a baton queues behind them). */
-  async hasSlotWaiters(): Promise<boolean> {
-    return (await this.redis.scard(this.slotTenantsKey)) > 0;
+  /**
+   * Whether upstream slots are contended right now: jobs wait for one, or slots are reserved for
+   * the batons of a product's burst. Then a job without a baton queues.
+   */
+  async slotsContended(): Promise<boolean> {
+    const replies = await this.redis.multi().scard(this.slotTenantsKey).exists(this.slotReservedKey).exec();
+    return Number(replies?.[0]?.[1] ?? 0) > 0 || Number(replies?.[1]?.[1] ?? 0) > 0;
+  }
+
+  /** Drop `jobId`'s reservation of slots (its claim has taken what it could). */
+  async releaseReservation(jobId: string): Promise<void> {
+    await this.redis.hdel(this.slotReservedKey, jobId);
+  }
+
+  /** Whether slots are reserved for batons a preparer granted that are not yet taken. */
+  async slotsReserved(): Promise<boolean> {
+    return (await this.redis.exists(this.slotReservedKey)) > 0;
+  }
+
+  /**
+   * The jobs waiting for `sceneId`'s scene lock (a product being prepared), with their payloads
+   * as queued (unvalidated). At most `limit` of them; jobs gone from the queue are left out.
+   */
+  async sceneWaiterPayloads(sceneId: string, limit = 200): Promise<Array<{ jobId: string; data: unknown }>> {
+    const ids = (await this.redis.smembers(this.setKey({ kind: 'scene', sceneId, mode: 'shared' }))).slice(0, limit);
+    const jobs = await Promise.all(ids.map((id) => Job.fromId(this.queue, id)));
+    return jobs.flatMap((job, i) => (job ? [{ jobId: ids[i]!, data: job.data as unknown }] : []));
+  }
+
+  /**
+   * Grant batons (job id → the band ids it is to stream, a slot each) to jobs about to be woken,
+   * and reserve the slots for them ({@link RESERVATION_TTL_MS}). Set before the wake-up: the
+   * woken job may run at once.
+   */
+  async grantBatons(grants: ReadonlyMap<string, readonly string[]>): Promise<void> {
+    if (grants.size === 0) return;
+    const tx = this.redis.multi();
+    for (const [jobId, bands] of grants) {
+      tx.set(this.batonKey(jobId), JSON.stringify(bands), 'EX', WAITER_TTL_SECONDS);
+      tx.hset(this.slotReservedKey, jobId, String(bands.length));
+    }
+    tx.pexpire(this.slotReservedKey, RESERVATION_TTL_MS);
+    await tx.exec();
   }
 
   /**
@@ -204,12 +272,23 @@ export class SceneWaiters {
   }
 
   /**
-   * Whether `jobId` was woken for a freed upstream slot (and clear the mark). A job that took the
-   * baton and then does not take a slot (its bands were downloaded meanwhile, another job
-   * downloads them, it failed) must call `wake({kind: 'upstream-slot', …}, 1)` to pass it on.
+   * The upstream slots `jobId` was woken for ({@link NO_BATON}: none), clearing the mark. The
+   * slots stay reserved for it until {@link releaseReservation} (after its claim). A job that took the baton and then does not use all of its slots (its bands
+   * were downloaded meanwhile, another job downloads them, it failed) must pass the rest on with
+   * {@link wakeSlotWaiters}.
    */
-  async takeSlotBaton(jobId: string): Promise<boolean> {
-    return (await this.redis.del(this.batonKey(jobId))) === 1;
+  async takeSlotBaton(jobId: string): Promise<SlotBaton> {
+    const value = await this.redis.getdel(this.batonKey(jobId));
+    if (typeof value !== 'string') return NO_BATON;
+    if (value.startsWith('[')) {
+      try {
+        const bands = (JSON.parse(value) as unknown[]).filter((b): b is string => typeof b === 'string');
+        return { slots: bands.length, bands };
+      } catch {
+        return { slots: 1 };
+      }
+    }
+    return { slots: 1 };
   }
 
   private batonKey(jobId: string): string {

@@ -5,6 +5,8 @@
  * - The (product, band) file is the unit of download: one job streams its missing bands at once
  *   (up to the free slots), and two jobs that want different bands of one product download them
  *   at the same time; the product's lookup and `manifest.safe` are read once.
+ * - A new product's burst: the job that prepares it hands the free slots to the largest files the
+ *   waiting jobs want (largest first), not to its own small ones.
  * - Fair upstream slots: with one slot, a tenant that floods the fleet does not hold back another
  *   tenant's job (it gets the next free slot), and a tenant's own jobs go by priority.
  * - The monthly transfer budget: when the next file would take the 30-day window past
@@ -35,6 +37,9 @@ const OTHER = 'S2B_MSIL2A_20220413T150759_N0400_R025_T33XWJ_20220414T082126';
 /** Bytes per second per upstream connection: a 10 m band of these (sizeScale 0.002) takes ~1 s. */
 const RATE = 250_000;
 
+/** The SAFE file-name suffix of `band` in `product` (the sim counts downloads per file). */
+const suffix = (product: string, band: string): string => resolveBand(parseProductName(product).level, band).fileSuffix;
+
 describe('the download engine', () => {
   let h: PipelineHarness;
 
@@ -56,7 +61,6 @@ describe('the download engine', () => {
     return res.body.job_id!;
   }
 
-  const suffix = (product: string, band: string) => resolveBand(parseProductName(product).level, band).fileSuffix;
 
   /** Sample the sim's concurrent streams every 10 ms until `done` settles; resolves with the peak. */
   async function peakStreamsWhile<T>(done: Promise<T>): Promise<{ peak: number; value: T }> {
@@ -112,6 +116,56 @@ describe('the download engine', () => {
     // Their runs overlapped in time.
     expect(rows[0]!.finished_at!.getTime()).toBeGreaterThan(rows[1]!.started_at!.getTime());
     expect(rows[1]!.finished_at!.getTime()).toBeGreaterThan(rows[0]!.started_at!.getTime());
+  });
+});
+
+describe('a new product wanted by several jobs at once', () => {
+  let h: PipelineHarness;
+
+  beforeAll(async () => {
+    h = await startPipelineHarness({ simOptions: { bytesPerSecond: RATE }, env: { UPSTREAM_CONCURRENCY: '2', WORKER_CONCURRENCY: '8', WAITER_FALLBACK_DELAY_MS: '120000' } });
+  });
+  afterAll(async () => {
+    await h.killSpawnedWorkers();
+    if (h) await h.close();
+  });
+
+  const enqueue = async (tenant: string, product: string, bands: string[]): Promise<string> => {
+    const res = await h.enqueue({ tenant_id: tenant, scene_id: product, bands });
+    expect(res.status).toBe(202);
+    return res.body.job_id!;
+  };
+
+  it('the job that prepares it hands the free slots to the largest wanted files, even when its own are small', async () => {
+    // The preparer wants two 60 m bands; it is alone until its manifest read, slowed to 10 kB/s,
+    // is under way. Then three jobs come that want 10 m and 20 m bands of the product.
+    h.sim.addFault({ kind: 'slowBytesPerSecond', bytesPerSecond: 10_000, target: 'manifest', product: OTHER });
+    const worker = h.spawnWorker();
+    const preparer = await enqueue('burst-small', OTHER, ['B01', 'B09']);
+    await until('the manifest read to start', () => h.sim.counters().manifestRequests > 0, 20_000, 5);
+    const others = [await enqueue('burst-10m', OTHER, ['B02', 'B04']), await enqueue('burst-20m', OTHER, ['B05', 'B8A']), await enqueue('burst-mixed', OTHER, ['B03', 'B01'])];
+    // The order in which the files' streams start at the sim (sampled every 5 ms).
+    const started: string[] = [];
+    const bands = ['B01', 'B09', 'B02', 'B04', 'B05', 'B8A', 'B03'];
+    const watch = until(
+      'every file to start',
+      () => {
+        for (const band of bands) if (!started.includes(band) && h.sim.downloadsOf(OTHER, suffix(OTHER, band)).started > 0) started.push(band);
+        return started.length === bands.length;
+      },
+      60_000,
+      5,
+    );
+    const rows = await h.waitForJobs([preparer, ...others], 60_000);
+    await watch;
+    expect(rows.map((r) => r.status)).toEqual(['completed', 'completed', 'completed', 'completed']);
+    // The two slots went to the two largest wanted files (10 m bands), not to the preparer's.
+    const sizes = new Map(await Promise.all(bands.map(async (b) => [b, (await h.upstreamFile(OTHER, b)).size] as const)));
+    const largest = [...bands].sort((a, b) => sizes.get(b)! - sizes.get(a)!).slice(0, 2);
+    expect(started.slice(0, 2).sort()).toEqual(largest.sort());
+    expect(worker.logs.some((l) => l.msg === 'burst planned: the free slots to the largest wanted files' && l.jobId === preparer)).toBe(true);
+    for (const band of bands) expect(h.sim.downloadsOf(OTHER, suffix(OTHER, band))).toMatchObject({ started: 1, completed: 1 });
+    expect(h.sim.counters().manifestRequests).toBe(1);
   });
 });
 
