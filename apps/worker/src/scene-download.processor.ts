@@ -115,7 +115,14 @@ interface Claim {
   metadata: UpstreamProduct | undefined;
   files: ClaimedFile[];
   /** Bands found registered on the re-read under their band lock. */
-  cachedMeanwhile: ReadonlyMap<string, CachedBand>;
+  cachedMeanwhile: Map<string, CachedBand>;
+  /**
+   * Files no other job downloads that got no slot (largest first): the run queues for a slot for
+   * them — unless one of its own streams hands its slot on to them first (see {@link downloadBands}).
+   */
+  queued: Array<{ band: Band; file: SafeFile }>;
+  /** The transfer budget as this claim counts it. */
+  budget: TransferBudget;
   /** What the job waits for once the claimed files are in (empty: nothing). */
   waitFor: WaitTarget[];
   /**
@@ -220,12 +227,18 @@ async function runPipeline(run: JobRun, onClaimed: (batonLeft: number) => void):
       run.log.info('the product was invalidated during the download: running again');
       return handBack(run.deps, run.job, run.token, 0, run.log, { recordInDb: true });
     }
-    if (claim.waitFor.length > 0) return getOutOfTheWay(run, claim.waitFor);
+    const waitFor = claim.queued.length > 0 ? [...claim.waitFor, slotTarget(run, claim.queued[0]!.file.size)] : claim.waitFor;
+    if (waitFor.length > 0) return getOutOfTheWay(run, waitFor);
     cached = new Map([...read.cached, ...claim.cachedMeanwhile, ...downloaded.bands]);
   }
   const bands = requestedEntries(run, cached);
   const copy = await fanOut(run, bands);
   return recordResult(run, bands, copy);
+}
+
+/** Waiting for an upstream slot, for a file of `bytes` (the largest the run still needs a slot for). */
+function slotTarget(run: JobRun, bytes: number): WaitTarget {
+  return { kind: 'upstream-slot', tenantId: run.request.tenantId, priority: run.job.opts.priority ?? 0, bytes };
 }
 
 /**
@@ -278,7 +291,7 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
   const prepare = metadata === undefined || read.invalidated;
   const mode = prepare ? 'exclusive' : 'shared';
   const lease = await locks.tryAcquireScene(sceneId, mode);
-  const claim: Claim = { lease, metadata, files: [], cachedMeanwhile: new Map(), waitFor: [], batonLeft: run.baton.slots };
+  const claim: Claim = { lease, metadata, files: [], cachedMeanwhile: new Map(), queued: [], budget: transferBudget(run), waitFor: [], batonLeft: run.baton.slots };
   if (!lease) {
     claim.waitFor.push({ kind: 'scene', sceneId, mode });
     return claim;
@@ -306,62 +319,32 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
     // it from the one that would. A preparer takes what its burst plan left it.
     let allowance = planned ? planned.size : (await waiters.slotsContended()) ? run.baton.slots : Number.POSITIVE_INFINITY;
     let slotsTaken = 0;
-    const budget = transferBudget(run);
-    const cachedMeanwhile = new Map<string, CachedBand>();
     const unclaimed: typeof files = [];
     for (const f of files) {
       if (allowance === 0) {
         unclaimed.push(f);
         continue;
       }
-      if (!(await lease.tryLockBand(f.band.id))) {
-        claim.waitFor.push({ kind: 'band', sceneId, bandId: f.band.id });
-        continue;
-      }
-      // Double-checked, under the band lock: the job that held it may have registered it since our
-      // first read (and a band registered by someone else must not be adopted and registered again).
-      const entry = (await cache.read(sceneId, [f.band], log)).cached.get(f.band.id);
-      if (entry) {
-        cachedMeanwhile.set(f.band.id, entry);
-        await releaseBandLock(run, lease, f.band.id);
-        continue;
-      }
-      const key = bandObjectKey(product, f.file);
-      const adoptable = await cache.findAdoptable(key, f.file);
-      if (adoptable) {
-        claim.files.push({ ...f, key, slot: undefined, adoptedFrom: adoptable.jobId, adoptedEtag: adoptable.etag });
-        continue;
-      }
-      if (!(await budget.fits(f.file.size))) {
-        await releaseBandLock(run, lease, f.band.id);
-        if (!claim.waitFor.some((t) => t.kind === 'upstream-budget')) claim.waitFor.push({ kind: 'upstream-budget' });
-        continue;
-      }
-      const slot = await lease.tryAcquireUpstreamSlot(settings.upstreamConcurrency);
-      if (slot === undefined) {
-        await releaseBandLock(run, lease, f.band.id);
+      const outcome = await claimFile(run, claim, f);
+      if (outcome === 'no-slot') {
         allowance = 0;
         unclaimed.push(f);
-        continue;
+      } else if (typeof outcome === 'object') {
+        claim.files.push(outcome);
+        if (outcome.slot !== undefined) {
+          allowance--;
+          slotsTaken++;
+        }
       }
-      budget.take(f.file.size);
-      allowance--;
-      slotsTaken++;
-      claim.files.push({ ...f, key, slot });
     }
-    claim.cachedMeanwhile = cachedMeanwhile;
     claim.batonLeft = Math.max(0, run.baton.slots - slotsTaken);
     if (unclaimed.length > 0) {
-      // Not claimed: wait for the files other jobs download; queue for a slot for the rest, as
-      // large as the largest of them (files go largest first). Queuing spends the baton: passing
-      // it on would only run every waiter in turn to queue again.
+      // Not claimed: wait for the files other jobs download; queue for a slot for the rest.
+      // Queuing spends the baton: passing it on would only run every waiter in turn to queue again.
       const elsewhere = await lease.bandsLockedElsewhere(unclaimed.map((f) => f.band.id));
       for (const f of unclaimed) if (elsewhere.has(f.band.id)) claim.waitFor.push({ kind: 'band', sceneId, bandId: f.band.id });
-      const largest = unclaimed.find((f) => !elsewhere.has(f.band.id));
-      if (largest) {
-        claim.waitFor.push({ kind: 'upstream-slot', tenantId: request.tenantId, priority: run.job.opts.priority ?? 0, bytes: largest.file.size });
-        claim.batonLeft = 0;
-      }
+      claim.queued = unclaimed.filter((f) => !elsewhere.has(f.band.id));
+      if (claim.queued.length > 0) claim.batonLeft = 0;
     }
     // Jobs that waited for the preparation need the lock shared only: they may come in now — after
     // this job has claimed its own (largest-first) files, so the burst's first slots go to them.
@@ -423,6 +406,49 @@ async function planBurst(run: JobRun, metadata: UpstreamProduct, read: CacheRead
   return mine;
 }
 
+/**
+ * Claim one missing file under the run's lease: its band lock (held by another job → a band wait
+ * is added to `claim.waitFor`), the cache re-read under that lock (registered meanwhile → into
+ * `claim.cachedMeanwhile`), a verified object at its key to adopt (no slot), the transfer budget
+ * (past it → a budget wait), and an upstream slot — `heldSlot` when one of the run's own streams
+ * hands its slot on, else a free one. The band lock is released (and its waiters woken) whenever
+ * the file is not claimed.
+ * @returns the claimed file, `no-slot` (no free slot), or what else kept it from being claimed.
+ * @throws ScenecacheError `lock_lost`; Postgres, Redis and S3 errors.
+ */
+async function claimFile(run: JobRun, claim: Claim, f: { band: Band; file: SafeFile }, heldSlot?: number): Promise<ClaimedFile | 'band-held' | 'cached' | 'over-budget' | 'no-slot'> {
+  const { deps, request, log } = run;
+  const lease = claim.lease!;
+  const sceneId = request.product.sceneId;
+  if (!(await lease.tryLockBand(f.band.id))) {
+    claim.waitFor.push({ kind: 'band', sceneId, bandId: f.band.id });
+    return 'band-held';
+  }
+  // Double-checked, under the band lock: the job that held it may have registered it since our
+  // first read (and a band registered by someone else must not be adopted and registered again).
+  const entry = (await deps.cache.read(sceneId, [f.band], log)).cached.get(f.band.id);
+  if (entry) {
+    claim.cachedMeanwhile.set(f.band.id, entry);
+    await releaseBandLock(run, lease, f.band.id);
+    return 'cached';
+  }
+  const key = bandObjectKey(request.product, f.file);
+  const adoptable = await deps.cache.findAdoptable(key, f.file);
+  if (adoptable) return { ...f, key, slot: undefined, adoptedFrom: adoptable.jobId, adoptedEtag: adoptable.etag };
+  if (!(await claim.budget.fits(f.file.size))) {
+    await releaseBandLock(run, lease, f.band.id);
+    if (!claim.waitFor.some((t) => t.kind === 'upstream-budget')) claim.waitFor.push({ kind: 'upstream-budget' });
+    return 'over-budget';
+  }
+  const slot = heldSlot ?? (await lease.tryAcquireUpstreamSlot(deps.settings.upstreamConcurrency));
+  if (slot === undefined) {
+    await releaseBandLock(run, lease, f.band.id);
+    return 'no-slot';
+  }
+  claim.budget.take(f.file.size);
+  return { ...f, key, slot };
+}
+
 /** The manifest entry of a band. @throws ScenecacheError `band_not_in_product` (not retried). */
 function bandFileOf(metadata: UpstreamProduct, band: Band, run: JobRun): SafeFile {
   const file = findBandFile(metadata.files, band);
@@ -481,6 +507,11 @@ function transferBudget(run: JobRun): TransferBudget {
  * Steps 4 and 5: put every claimed file in the global bucket at once — streamed from CDSE on its
  * slot, or adopted — and register each band as soon as it is there. Every file runs to its end
  * (success or failure) before the first failure is rethrown, so what could be stored is kept.
+ *
+ * When a stream's last byte has come, its slot goes on to the run's own next queued file (largest
+ * first) if no waiting job's tenant is owed it more ({@link SceneWaiters.keepsSlot}: the same order
+ * a freed slot is handed out in); otherwise it is released and the fairest waiter woken. A job
+ * with more files than free slots thus keeps streaming instead of queuing for each file anew.
  */
 async function downloadBands(run: JobRun, claim: Claim): Promise<Downloaded> {
   const downloaded: Downloaded = { bands: new Map(), invalidatedMeanwhile: false };
@@ -489,13 +520,45 @@ async function downloadBands(run: JobRun, claim: Claim): Promise<Downloaded> {
   if (claim.files.some((f) => f.slot !== undefined)) {
     run.log.info({ slots: claim.files.flatMap((f) => (f.slot === undefined ? [] : [f.slot])), bands: claim.files.map((f) => f.band.id) }, 'downloading from upstream');
   }
-  const outcomes = await Promise.allSettled(claim.files.map((f) => storeAndRegisterBand(run, claim.metadata!, lease, f)));
-  for (const [i, outcome] of outcomes.entries()) {
-    if (outcome.status === 'rejected') continue;
-    if (outcome.value === 'invalidated') downloaded.invalidatedMeanwhile = true;
-    else downloaded.bands.set(claim.files[i]!.band.id, outcome.value);
+  const running: Array<{ file: ClaimedFile; outcome: Promise<PromiseSettledResult<CachedBand | 'invalidated'>> }> = [];
+  const start = (file: ClaimedFile): void => {
+    const outcome = storeAndRegisterBand(run, claim.metadata!, lease, file, (slot) => handSlotOn(slot)).then(
+      (value) => ({ status: 'fulfilled' as const, value }),
+      (reason: unknown) => ({ status: 'rejected' as const, reason }),
+    );
+    running.push({ file, outcome });
+  };
+  // A slot whose stream has ended: to the run's next queued file, or back to the fleet.
+  const handSlotOn = async (slot: number): Promise<boolean> => {
+    try {
+      while (claim.queued.length > 0 && !run.signal.aborted) {
+        const next = claim.queued[0]!;
+        if (!(await run.deps.waiters.keepsSlot(run.request.tenantId, next.file.size))) return false;
+        claim.queued.shift();
+        const outcome = await claimFile(run, claim, next, slot);
+        if (typeof outcome !== 'object') continue;
+        if (outcome.slot === undefined) {
+          start(outcome); // adopted: no slot needed; keep looking for a file to stream
+          continue;
+        }
+        run.log.info({ slot, band: outcome.band.id }, 'downloading from upstream on the slot of a finished stream');
+        start(outcome);
+        return true;
+      }
+    } catch (err) {
+      run.log.warn({ err }, 'could not hand the slot on to the next file');
+    }
+    return false;
+  };
+  for (const f of claim.files) start(f);
+  for (let i = 0; i < running.length; i++) {
+    const { file, outcome } = running[i]!;
+    const settled = await outcome;
+    if (settled.status === 'rejected') continue;
+    if (settled.value === 'invalidated') downloaded.invalidatedMeanwhile = true;
+    else downloaded.bands.set(file.band.id, settled.value);
   }
-  const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+  const failed = (await Promise.all(running.map((r) => r.outcome))).find((o): o is PromiseRejectedResult => o.status === 'rejected');
   if (failed) throw failed.reason;
   return downloaded;
 }
@@ -507,16 +570,25 @@ async function downloadBands(run: JobRun, claim: Claim): Promise<Downloaded> {
  * byte came from upstream, verified — or at the end, whatever happened.
  * @returns the registered entry, or `invalidated` when the row was invalidated meanwhile.
  */
-async function storeAndRegisterBand(run: JobRun, metadata: UpstreamProduct, lease: SceneLease, f: ClaimedFile): Promise<CachedBand | 'invalidated'> {
+async function storeAndRegisterBand(
+  run: JobRun,
+  metadata: UpstreamProduct,
+  lease: SceneLease,
+  f: ClaimedFile,
+  handSlotOn: (slot: number) => Promise<boolean>,
+): Promise<CachedBand | 'invalidated'> {
   const { deps, request, job } = run;
   const { settings, cache, waiters } = deps;
   const bandLog = run.log.child({ band: f.band.id, bytes: f.file.size });
   // The upstream slot is given back as soon as the file's last byte came from CDSE, verified: the
   // cap counts CDSE connections, and the upload's completion and the registration need none.
+  // After a complete stream the slot may go on to the run's next file (`handSlotOn`); after a
+  // failure it goes back to the fleet.
   let slotReleased: Promise<void> | undefined;
-  const releaseSlot = (): Promise<void> => {
+  const releaseSlot = (streamed: boolean): Promise<void> => {
     if (f.slot === undefined) return Promise.resolve();
     slotReleased ??= (async () => {
+      if (streamed && (await handSlotOn(f.slot!))) return;
       await lease.releaseUpstreamSlot(f.slot!).catch((err: unknown) => bandLog.warn({ err }, 'could not release the upstream slot'));
       // One slot was freed: one slot waiter, the fairest, not all of them.
       await waiters.wakeSlotWaiters(1).catch((err: unknown) => bandLog.warn({ err }, 'could not wake a slot waiter'));
@@ -546,7 +618,7 @@ async function storeAndRegisterBand(run: JobRun, metadata: UpstreamProduct, leas
         metadata: objectMetadata,
         signal,
         logger: bandLog,
-        onUpstreamDone: () => void releaseSlot(),
+        onUpstreamDone: () => void releaseSlot(true),
       });
       deps.metrics?.upstreamFile(f.file.size);
       bandLog.info({ ms: Date.now() - t0, slot: f.slot }, 'band stored in the global bucket');
@@ -558,7 +630,7 @@ async function storeAndRegisterBand(run: JobRun, metadata: UpstreamProduct, leas
     await failpoint(settings.failpoints, 'bands-registered', bandLog);
     return outcome === 'registered' ? entry : 'invalidated';
   } finally {
-    await releaseSlot();
+    await releaseSlot(false);
     await releaseBandLock(run, lease, f.band.id).catch((err: unknown) => bandLog.warn({ err }, 'could not release the band lock or wake its waiters'));
   }
 }

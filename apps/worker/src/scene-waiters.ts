@@ -127,6 +127,26 @@ while true do
 end
 `;
 
+/**
+ * Whether a job of tenant ARGV[2] whose stream just ended may keep its slot for its own next file
+ * of ARGV[3] bytes (KEYS: tenants, service, bytes; ARGV: tenant queue key prefix, tenant, bytes):
+ * 0 when a waiting job would come first in {@link POP_FAIREST_SLOT_WAITER}'s order — its tenant
+ * has had less service, or as much and it waits for a larger file.
+ */
+const KEEPS_SLOT = `
+local mine = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+local myBytes = tonumber(ARGV[3])
+for _, t in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local first = redis.call('ZRANGE', ARGV[1] .. t, 0, 0)
+  if first[1] ~= nil then
+    local v = tonumber(redis.call('HGET', KEYS[2], t) or '0')
+    local bytes = tonumber(redis.call('HGET', KEYS[3], first[1]) or '0')
+    if v < mine or (v == mine and bytes > myBytes) then return 0 end
+  end
+end
+return 1
+`;
+
 /** BullMQ priorities go up to 2^21; no priority (0) sorts before every priority, as BullMQ runs it. */
 const PRIORITY_WEIGHT = 1e13;
 
@@ -216,6 +236,15 @@ export class SceneWaiters {
       else await this.redis.del(this.batonKey(id));
     }
     return promoted;
+  }
+
+  /**
+   * Whether a job of `tenantId` whose stream just ended may keep its slot for its own next file of
+   * `bytes`, rather than release it to the waiters: no waiting job comes before it in the order a
+   * freed slot is handed out in (least-served tenant first, then the largest file).
+   */
+  async keepsSlot(tenantId: string, bytes: number): Promise<boolean> {
+    return (await this.redis.eval(KEEPS_SLOT, 3, this.slotTenantsKey, this.slotServiceKey, this.slotBytesKey, `${this.base}:slot:tenant:`, tenantId, String(bytes))) === 1;
   }
 
   /**

@@ -7,6 +7,8 @@
  *   at the same time; the product's lookup and `manifest.safe` are read once.
  * - A new product's burst: the job that prepares it hands the free slots to the largest files the
  *   waiting jobs want (largest first), not to its own small ones.
+ * - More files than slots: a job streams its next file on the slot of its finished stream instead
+ *   of queuing for a slot again.
  * - Fair upstream slots: with one slot, a tenant that floods the fleet does not hold back another
  *   tenant's job (it gets the next free slot), and a tenant's own jobs go by priority.
  * - The monthly transfer budget: when the next file would take the 30-day window past
@@ -166,6 +168,30 @@ describe('a new product wanted by several jobs at once', () => {
     expect(worker.logs.some((l) => l.msg === 'burst planned: the free slots to the largest wanted files' && l.jobId === preparer)).toBe(true);
     for (const band of bands) expect(h.sim.downloadsOf(OTHER, suffix(OTHER, band))).toMatchObject({ started: 1, completed: 1 });
     expect(h.sim.counters().manifestRequests).toBe(1);
+  });
+});
+
+describe('more files than slots', () => {
+  let h: PipelineHarness;
+
+  beforeAll(async () => {
+    h = await startPipelineHarness({ simOptions: { bytesPerSecond: RATE }, env: { UPSTREAM_CONCURRENCY: '1', WAITER_FALLBACK_DELAY_MS: '120000' } });
+  });
+  afterAll(async () => {
+    await h.killSpawnedWorkers();
+    if (h) await h.close();
+  });
+
+  it('a job keeps streaming its next file on the slot of a finished stream, without queuing again', async () => {
+    h.spawnWorker();
+    const res = await h.enqueue({ tenant_id: 'one-slot', scene_id: L1C, bands: ['B02', 'B03', 'B04'] });
+    expect(res.status).toBe(202);
+    const [row] = await h.waitForJobs([res.body.job_id!], 60_000);
+    expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', attempts: 1, waits: 0 });
+    expect([...row!.bands_downloaded].sort()).toEqual(['B02', 'B03', 'B04']);
+    const counters = h.sim.counters();
+    expect(counters.peakConcurrentDownloads).toBe(1);
+    for (const band of ['B02', 'B03', 'B04']) expect(h.sim.downloadsOf(L1C, suffix(L1C, band))).toMatchObject({ started: 1, completed: 1 });
   });
 });
 
