@@ -137,7 +137,12 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const rows = await Promise.all(ids.map((id) => findJobById(tdb.db, id)));
-        if (rows.every((r) => r && (r.status === 'completed' || r.status === 'failed'))) return rows as DownloadJobRow[];
+        // Ended in the table *and* in BullMQ: a worker writes the row before BullMQ moves the job
+        // to completed, and a worker killed in between leaves it active — stalled, and run again.
+        if (rows.every((r) => r && (r.status === 'completed' || r.status === 'failed'))) {
+          const states = await Promise.all(ids.map((id) => queue.getJobState(id)));
+          if (states.every((state) => state === 'completed' || state === 'failed' || state === 'unknown')) return rows as DownloadJobRow[];
+        }
         if (Date.now() > deadline) {
           const pending = rows.filter((r) => !r || (r.status !== 'completed' && r.status !== 'failed')).length;
           throw new Error(`${pending} of ${ids.length} jobs not finished after ${timeoutMs} ms`);
