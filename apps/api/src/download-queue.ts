@@ -6,9 +6,11 @@
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { SCENE_DOWNLOAD_QUEUE, type DownloadJobData, type DownloadJobResult, type Logger } from '@scenecache/core';
-import { isUnavailableError } from './dependency-call.js';
+import { isDependencyUnavailable, SCENE_DOWNLOAD_QUEUE, type DownloadJobData, type DownloadJobResult, type Logger } from '@scenecache/core';
 import type { DownloadQueue } from './download-enqueue.js';
+
+/** A producer's socket with a command waiting this long (ms) without any reply is dead: reconnect. */
+export const PRODUCER_SOCKET_TIMEOUT_MS = 5_000;
 
 /** Options of {@link createProducerRedis}. */
 export interface ProducerRedisOptions {
@@ -20,8 +22,11 @@ export interface ProducerRedisOptions {
 
 /**
  * An ioredis connection for producers: no offline queue (commands fail at once while disconnected),
- * bounded connect and command times, reconnects every ≤ 2 s. Connection errors are logged once per
- * outage, not once per reconnect attempt.
+ * bounded connect and command times, reconnects every ≤ 2 s. A connection that goes silent (accepts,
+ * never answers: a lost NAT or conntrack entry) is destroyed after {@link PRODUCER_SOCKET_TIMEOUT_MS}
+ * without a reply and opened again (ioredis `socketTimeout`), with TCP keepalive on idle sockets;
+ * otherwise every command would time out for ever after Redis is back. Connection errors are logged
+ * once per outage, not once per reconnect attempt.
  */
 export function createProducerRedis(url: string, logger: Logger, options: ProducerRedisOptions = {}): Redis {
   const redis = new Redis(url, {
@@ -29,6 +34,8 @@ export function createProducerRedis(url: string, logger: Logger, options: Produc
     connectTimeout: options.connectTimeoutMs ?? 2_000,
     commandTimeout: options.commandTimeoutMs ?? 2_000,
     maxRetriesPerRequest: 1,
+    socketTimeout: PRODUCER_SOCKET_TIMEOUT_MS,
+    keepAlive: 10_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
   });
   let down = false;
@@ -54,7 +61,7 @@ export function createProducerRedis(url: string, logger: Logger, options: Produc
 export function createDownloadQueue(redis: Redis, prefix: string, logger: Logger): DownloadQueue {
   const queue = new Queue<DownloadJobData, DownloadJobResult>(SCENE_DOWNLOAD_QUEUE, { connection: redis, prefix });
   queue.on('error', (err) => {
-    if (isUnavailableError(err)) logger.debug({ err }, 'download queue: Redis connection error');
+    if (isDependencyUnavailable(err)) logger.debug({ err }, 'download queue: Redis connection error');
     else logger.error({ err }, 'download queue error');
   });
   return queue;

@@ -8,8 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { ScenecacheError, type ErrorCode } from '@scenecache/core';
-import { isUnavailableError } from './dependency-call.js';
+import { isDependencyUnavailable, ScenecacheError, type ErrorCode } from '@scenecache/core';
 
 /** Error codes of API replies: the domain's, plus HTTP-level ones. */
 export type ApiErrorCode = ErrorCode | 'invalid_json' | 'payload_too_large' | 'unsupported_media_type' | 'method_not_allowed' | 'request_timeout' | 'headers_too_large';
@@ -58,7 +57,7 @@ export function toErrorReply(err: unknown): { status: number; body: ApiErrorBody
   const fastifyErr = err as Partial<FastifyError> | null;
   const known = typeof fastifyErr?.code === 'string' ? FASTIFY_ERRORS[fastifyErr.code] : undefined;
   if (known) return { status: known.status, body: errorBody(known.code, known.message ?? fastifyErr?.message ?? 'bad request') };
-  if (isUnavailableError(err)) {
+  if (isDependencyUnavailable(err)) {
     return { status: 503, body: errorBody('service_unavailable', 'a dependency of the service is unavailable; retry later') };
   }
   const status = fastifyErr?.statusCode;

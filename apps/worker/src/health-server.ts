@@ -3,13 +3,15 @@
  *
  * - `GET /healthz` — liveness: "restarting this process would help". 200 while the process runs
  *   its job loop, and all through a graceful shutdown's drain (failing it then could get the pod
- *   killed before its jobs finish or are handed back). 503 only when the BullMQ job loop has
- *   stopped although no shutdown was asked for: the process would sit idle for ever. A dependency
- *   outage never fails it (restarting every worker does not bring Redis back), and an event loop
- *   wedged for good fails it by not answering within the probe's timeout.
+ *   killed before its jobs finish or are handed back). 503 when the BullMQ job loop has stopped
+ *   although no shutdown was asked for (the process would sit idle for ever), or when Redis or
+ *   Postgres has been unreachable for longer than `DEPENDENCY_LIVENESS_TIMEOUT_MS` (see
+ *   dependency-watch.ts: a shorter outage never fails it — restarting every worker does not bring
+ *   Redis back). An event loop wedged for good fails it by not answering within the probe's timeout.
  * - `GET /readyz` — readiness: "this worker is taking jobs". 503 once shutting down, while the
- *   Redis connection is not ready, or when the job loop has stopped. Kubernetes counts only ready
- *   pods for PodDisruptionBudgets and rollouts.
+ *   Redis connection is not ready, while Redis or Postgres does not answer the background probes,
+ *   or when the job loop has stopped. Kubernetes counts only ready pods for PodDisruptionBudgets
+ *   and rollouts.
  * - `GET /metrics` — Prometheus text format (when a metrics source is given).
  */
 import { createServer, type Server } from 'node:http';
@@ -45,25 +47,34 @@ export interface WorkerProbeSources {
   worker: { isRunning(): boolean };
   /** The worker's Redis connection (ioredis): ready = connected and usable. */
   redis: { readonly status: string };
+  /** The background dependency probes (dependency-watch.ts); absent: not checked. */
+  dependencies?: { down(): readonly string[]; overLimit(): readonly string[] };
 }
 
 /**
  * The probes of a worker process (see the module comment for what each one means).
- * Liveness: `failing` only when the job loop is not running while no shutdown is under way.
- * Readiness: `shutting_down` once the shutdown began; else `failing` unless Redis is ready and
- * the job loop runs. Postgres is not checked: pooled connections are opened on demand, so a probe
- * could only block or guess, and a Postgres outage retries jobs rather than losing them.
+ * Liveness: `failing` when the job loop is not running while no shutdown is under way, or when a
+ * dependency has been unreachable past its bound. Readiness: `shutting_down` once the shutdown
+ * began; else `failing` unless Redis is ready, every dependency answers its probes and the job
+ * loop runs. Both only read state: a probe never waits on a dependency.
  */
 export function workerProbes(sources: WorkerProbeSources): WorkerProbes {
   const jobLoop = (): CheckState => (sources.worker.isRunning() ? 'ok' : 'fail');
+  const dependencyChecks = (failing: readonly string[]): Record<string, CheckState> =>
+    sources.dependencies ? Object.fromEntries(['redis', 'postgres'].map((d) => [d, failing.includes(d) ? 'fail' : 'ok'])) : {};
   return {
     liveness() {
       if (sources.shuttingDown()) return { status: 'ok', checks: { job_loop: 'ok' } };
-      const loop = jobLoop();
-      return { status: loop === 'ok' ? 'ok' : 'failing', checks: { job_loop: loop } };
+      const checks: Record<string, CheckState> = { job_loop: jobLoop(), ...dependencyChecks(sources.dependencies?.overLimit() ?? []) };
+      return { status: Object.values(checks).every((c) => c === 'ok') ? 'ok' : 'failing', checks };
     },
     readiness() {
-      const checks: Record<string, CheckState> = { redis: sources.redis.status === 'ready' ? 'ok' : 'fail', job_loop: jobLoop() };
+      const down = sources.dependencies?.down() ?? [];
+      const checks: Record<string, CheckState> = {
+        ...dependencyChecks(down),
+        redis: sources.redis.status === 'ready' && !down.includes('redis') ? 'ok' : 'fail',
+        job_loop: jobLoop(),
+      };
       if (sources.shuttingDown()) return { status: 'shutting_down', checks };
       return { status: Object.values(checks).every((c) => c === 'ok') ? 'ok' : 'failing', checks };
     },

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const runtime = await startWorkerRuntime(settings, logger);
   let closing = false;
   // Liveness stays 200 through the drain; readiness turns 503 as soon as the shutdown begins.
-  const probes = workerProbes({ shuttingDown: () => closing, worker: runtime.worker, redis: runtime.connection });
+  const probes = workerProbes({ shuttingDown: () => closing, worker: runtime.worker, redis: runtime.connection, dependencies: runtime.dependencies });
   const health = await startHealthServer(settings.workerMetricsPort, probes, '0.0.0.0', runtime.metrics);
   logger.info({ healthPort: health.port }, 'health endpoint listening');
 

@@ -22,6 +22,7 @@ import {
   downloadJobDataSchema,
   failpoint,
   findBandFile,
+  isDependencyUnavailable,
   ScenecacheError,
   toScenecacheError,
   UpstreamError,
@@ -37,7 +38,6 @@ import {
 } from '@scenecache/core';
 import {
   findUpstreamProduct,
-  isConnectionError,
   markJobActive,
   markJobCompleted,
   markJobFailed,
@@ -175,12 +175,14 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
         log.warn({ reason: String(signal.reason) }, 'job cancelled; handing it back');
         return await handBack(deps, job, token, 0, log, { recordInDb: true });
       }
-      if (isDependencyUnavailable(err)) {
-        // Postgres (or another service of ours) is unreachable: not the job's fault. Come back
-        // later without spending an attempt, however long the outage lasts — retries would burn
-        // every attempt within seconds and fail the job where the failure cannot even be recorded.
+      if (isDependencyUnavailable(err) || isLockLost(err)) {
+        // Postgres, Redis or S3 is unreachable (or the advisory-lock session died with it): not
+        // the job's fault. Come back later without spending an attempt, however long the outage
+        // lasts — retries would burn every attempt within seconds and fail the job where the
+        // failure cannot even be recorded.
         const delayMs = Math.max(settings.jobBackoffMs, 1_000) * (1 + Math.random());
-        log.warn({ err, delayMs: Math.round(delayMs) }, 'a dependency is unavailable; job delayed');
+        deps.metrics?.dependencyOutage();
+        log.warn({ err, delayMs: Math.round(delayMs) }, 'a dependency is unavailable; job delayed without spending an attempt');
         return await handBack(deps, job, token, delayMs, log, { recordInDb: false });
       }
       const e = toScenecacheError(err);
@@ -603,6 +605,8 @@ async function storeAndRegisterBand(
       entry = bandEntry(f, f.adoptedEtag!, undefined, job.id!, f.adoptedFrom === job.id ? f.file.size : 0);
     } else {
       const t0 = Date.now();
+      // A file that failed verification twice lately is not fetched again (integrity-failures.ts).
+      await deps.cdse.integrityFailures.assertNotQuarantined(request.product.safeName, f.file.path);
       await recordUpstreamTransfer(deps.db, { sceneId: request.product.sceneId, band: f.band.id, tenantId: request.tenantId, jobId: job.id!, bytes: f.file.size });
       await waiters.chargeUpstreamService(request.tenantId, f.file.size);
       const { uploadId, metadata: objectMetadata } = bandObjectMetadata(f.file, job.id!);
@@ -619,6 +623,10 @@ async function storeAndRegisterBand(
         signal,
         logger: bandLog,
         onUpstreamDone: () => void releaseSlot(true),
+      }).catch(async (err: unknown) => {
+        // Bytes that did not match the manifest: remember it fleet-wide (the second time quarantines the file).
+        if (err instanceof UpstreamError && err.code === 'upstream_integrity' && !signal.aborted) throw await deps.cdse.integrityFailures.record(request.product.safeName, f.file.path, err);
+        throw err;
       });
       deps.metrics?.upstreamFile(f.file.size);
       bandLog.info({ ms: Date.now() - t0, slot: f.slot }, 'band stored in the global bucket');
@@ -771,25 +779,9 @@ async function handBack(deps: WorkerDeps, job: SceneJob, token: string | undefin
   throw new DelayedError();
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-
-/**
- * Whether `err` is a raw connection failure (Postgres unreachable or its connection dropped, as
- * pg and pg-pool report it) or Postgres refusing for lack of resources (SQLSTATE 53xxx, e.g. too
- * many connections), as opposed to a failure of the job. Our own errors
- * ({@link ScenecacheError}: upstream, storage, `lock_lost`, …) keep their retry policy.
- */
-function isDependencyUnavailable(err: unknown, depth = 0): boolean {
-  if (depth > 4 || typeof err !== 'object' || err === null || err instanceof ScenecacheError) return false;
-  if (isConnectionError(err)) return true;
-  const { code, message, cause, errors } = err as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
-  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true;
-  // SQLSTATE class 53, insufficient resources (53300 too_many_connections, 53100 disk_full, …):
-  // the server is there but cannot serve us now (postgresql.org/docs/current/errcodes-appendix.html).
-  if (typeof code === 'string' && /^53[0-9A-Z]{3}$/.test(code)) return true;
-  if (typeof message === 'string' && /timeout exceeded when trying to connect|Connection terminated/i.test(message)) return true;
-  if (Array.isArray(errors) && errors.some((e) => isDependencyUnavailable(e, depth + 1))) return true;
-  return isDependencyUnavailable(cause, depth + 1);
+/** `lock_lost`: an advisory lock's session died under us (Postgres cut, restarted, or the session terminated). */
+function isLockLost(err: unknown): boolean {
+  return err instanceof ScenecacheError && err.code === 'lock_lost';
 }
 
 /**

@@ -38,6 +38,7 @@ export class WorkerMetrics {
   readonly #deliveredBytes: Counter;
   readonly #lockWaits: Counter<'reason'>;
   readonly #rateLimited: Counter;
+  readonly #outageHandBacks: Counter;
 
   /**
    * Create the metrics; `sources` (optional, so unit uses need no Redis or Postgres) feed the
@@ -74,6 +75,11 @@ export class WorkerMetrics {
       registers,
     });
     this.#rateLimited = new Counter({ name: 'scenecache_upstream_rate_limited_total', help: 'HTTP 429 answers received from CDSE (absorbed by backing off or not).', registers });
+    this.#outageHandBacks = new Counter({
+      name: 'scenecache_dependency_outage_handbacks_total',
+      help: 'Job runs handed back to the queue without spending an attempt because Postgres, Redis or S3 was unavailable (or an advisory-lock session died with it).',
+      registers,
+    });
     if (!sources) return;
 
     const { queue, logger } = sources;
@@ -117,6 +123,11 @@ export class WorkerMetrics {
   /** Count a job delayed to wait for `reason`. */
   lockWait(reason: LockWaitReason): void {
     this.#lockWaits.inc({ reason });
+  }
+
+  /** Count a job run handed back because a dependency of ours was unavailable. */
+  dependencyOutage(): void {
+    this.#outageHandBacks.inc();
   }
 
   /** Count one 429 answer from CDSE. */

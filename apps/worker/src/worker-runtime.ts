@@ -7,12 +7,13 @@ import { hostname } from 'node:os';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { SCENE_DOWNLOAD_QUEUE, type Logger, type Settings } from '@scenecache/core';
-import { AdvisoryLocks, createDb, markJobLost } from '@scenecache/db';
+import { AdvisoryLocks, createDb, markJobLost, pingDb } from '@scenecache/db';
 import { CdseClient } from '@scenecache/copernicus';
 import { GlobalCache } from '@scenecache/global-cache';
 import { createS3Client, ObjectStore, resolveS3Endpoint } from '@scenecache/storage';
 import { MAX_STALLED_COUNT, startDownloadWorker, type DownloadWorkerOptions } from './download-worker.js';
-import { checkRedisEvictionPolicy } from './redis-policy.js';
+import { DependencyWatch } from './dependency-watch.js';
+import { checkRedisEvictionPolicy, workerRedisOptions } from './worker-redis.js';
 import { SceneWaiters } from './scene-waiters.js';
 import type { WorkerDeps } from './scene-download.processor.js';
 import type { ShutdownStep } from './shutdown.js';
@@ -24,6 +25,8 @@ export interface WorkerRuntime {
   worker: ReturnType<typeof startDownloadWorker>;
   /** The BullMQ connection (ready = connected). */
   connection: Redis;
+  /** Background probes of Redis and Postgres (for `/readyz` and `/healthz`). */
+  dependencies: DependencyWatch;
   /** This worker's Prometheus metrics (served at `/metrics` by the health server). */
   metrics: WorkerMetrics;
   /** Resources to close after the worker has drained, in order. */
@@ -43,34 +46,49 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
   await store.ensureBucket(settings.globalBucket);
 
   const concurrency = options.concurrency ?? settings.workerConcurrency;
-  const db = createDb(settings.databaseUrl, { max: concurrency + 2, applicationName: `scenecache-worker ${workerId}` });
-  const locks = new AdvisoryLocks({ connectionString: settings.lockDatabaseUrl, maxConnections: concurrency + 2, logger });
-  // Workers wait for Redis forever (maxRetriesPerRequest: null) instead of failing jobs.
-  const connection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const db = createDb(settings.databaseUrl, { max: concurrency + 2, applicationName: `scenecache-worker ${workerId}`, queryTimeoutMillis: settings.databaseQueryTimeoutMs, logger });
+  const locks = new AdvisoryLocks({ connectionString: settings.lockDatabaseUrl, maxConnections: concurrency + 2, queryTimeoutMs: Math.min(settings.databaseQueryTimeoutMs, 10_000), logger });
+  // Workers wait for Redis forever (maxRetriesPerRequest: null) instead of failing jobs, but never
+  // on a silent socket (worker-redis.ts). BullMQ's connection blocks by design; ours time out.
+  const connection = new Redis(settings.redisUrl, workerRedisOptions(undefined));
   connection.on('error', (err) => logger.warn({ err }, 'redis error'));
-  await checkRedisEvictionPolicy(connection, logger);
-  const queue = new Queue(SCENE_DOWNLOAD_QUEUE, { connection, prefix: settings.queuePrefix });
+  const commands = new Redis(settings.redisUrl, workerRedisOptions(settings.redisCommandTimeoutMs));
+  commands.on('error', (err) => logger.debug({ err }, 'redis error (commands)'));
+  await checkRedisEvictionPolicy(commands, logger);
+  const queue = new Queue(SCENE_DOWNLOAD_QUEUE, { connection: commands, prefix: settings.queuePrefix });
   queue.on('error', (err) => logger.error({ err }, 'queue error'));
-  const waiters = new SceneWaiters(connection, queue, settings.queuePrefix, logger);
+  const waiters = new SceneWaiters(commands, queue, settings.queuePrefix, logger);
   const metrics = new WorkerMetrics({
     queue,
     upstreamSlotsInUse: () => locks.upstreamSlotsInUse(settings.upstreamConcurrency),
     upstreamSlotsLimit: settings.upstreamConcurrency,
     logger,
   });
-  const cdse = new CdseClient({ settings, redis: connection, logger, userAgent: `scenecache-worker (${workerId})`, notFoundTtlSeconds: settings.productNotFoundTtlSeconds, onRateLimited: () => metrics.rateLimited() });
+  const cdse = new CdseClient({ settings, redis: commands, logger, userAgent: `scenecache-worker (${workerId})`, notFoundTtlSeconds: settings.productNotFoundTtlSeconds, integrityTtlSeconds: settings.upstreamIntegrityTtlSeconds, onRateLimited: () => metrics.rateLimited() });
   const stalledFailures = watchStalledFailures(settings, db, logger);
 
   const cache = new GlobalCache({ db, store, bucket: settings.globalBucket, logger });
   const deps: WorkerDeps = { settings, db, locks, store, cache, cdse, waiters, logger, workerId, metrics };
   const worker = startDownloadWorker(deps, connection, options);
+  const dependencies = new DependencyWatch({
+    probes: { redis: () => commands.ping(), postgres: () => pingDb(db, 3_000) },
+    livenessTimeoutMs: settings.dependencyLivenessTimeoutMs,
+    logger,
+    onLimitExceeded: (dependency) => {
+      // Nothing can progress: let go of every advisory lock so other workers take the files over.
+      const given = locks.abandonAll(`${dependency} unreachable for longer than DEPENDENCY_LIVENESS_TIMEOUT_MS`);
+      logger.error({ dependency, leasesGivenUp: given }, 'gave up this worker\'s advisory locks');
+    },
+  });
+  dependencies.start();
   const closeSteps: ShutdownStep[] = [
+    { name: 'dependency watch', close: () => Promise.resolve(dependencies.stop()) },
     { name: 'queue events', close: () => stalledFailures.close() },
     { name: 'queue', close: () => queue.close() },
     { name: 'cdse client', close: () => Promise.resolve(cdse.close()) },
     { name: 'locks', close: () => locks.close() },
     { name: 'database', close: () => db.destroy() },
-    { name: 'redis', close: () => connection.quit() },
+    { name: 'redis', close: () => Promise.all([connection.quit(), commands.quit()]).then(() => undefined) },
     { name: 'embedded s3', close: () => s3.close() },
   ];
   logger.info({ workerId, concurrency, upstreamConcurrency: settings.upstreamConcurrency, s3Endpoint: s3.endpoint }, 'worker started');
@@ -78,6 +96,7 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
     deps,
     worker,
     connection,
+    dependencies,
     metrics,
     closeSteps,
     async close() {
@@ -97,7 +116,7 @@ const STALLED_LIMIT_REASON = 'job stalled more than allowable limit';
  */
 function watchStalledFailures(settings: Settings, db: WorkerDeps['db'], logger: Logger): { close(): Promise<void> } {
   // QueueEvents blocks on XREAD: it needs a connection of its own.
-  const connection = new Redis(settings.redisUrl, { maxRetriesPerRequest: null });
+  const connection = new Redis(settings.redisUrl, workerRedisOptions(undefined));
   connection.on('error', (err) => logger.warn({ err }, 'redis error (queue events)'));
   const events = new QueueEvents(SCENE_DOWNLOAD_QUEUE, { connection, prefix: settings.queuePrefix });
   events.on('error', (err) => logger.warn({ err }, 'queue events error'));

@@ -6,8 +6,9 @@
  * job's other band, streamed at the same time, is already registered). It proves that the holder
  * notices at once (its lease aborts), stops the upstream stream and its upload, registers nothing
  * more and stores no object of the interrupted band; that the worker process survives; and that
- * the job is retried (attempt 2) and completes with whole, verified objects, the interrupted band
- * having been started twice upstream but completed once, the other band once.
+ * the job is handed back without spending an attempt (losing a lock is never the job's fault) and
+ * its next run completes with whole, verified objects, the interrupted band having been started
+ * twice upstream but completed once, the other band once.
  */
 import { sql } from 'kysely';
 import { findBandFile, parseProductName, resolveBand, sceneStoragePath } from '@scenecache/core';
@@ -20,7 +21,7 @@ const PRODUCT = 'S2B_MSIL2A_20220413T150759_N0400_R025_T33XWJ_20220414T082126';
 /** Streamed at once: B02 (10 m, ~12 MB, slow the first time) and B05 (20 m, registered long before B02 is stored). */
 const BANDS = ['B02', 'B05'];
 const TENANT = 'lock-loss';
-/** The retry's delay: a window in which the failed attempt's leftovers can be inspected. */
+/** The hand-back's delay is 1–2× this: a window in which the first run's leftovers can be inspected. */
 const BACKOFF_MS = 3_000;
 
 describe('the scene lock connection dies mid-download', () => {
@@ -79,10 +80,10 @@ describe('the scene lock connection dies mid-download', () => {
     // The session's locks die with it.
     await until('the terminated session\'s locks to disappear', async () => ((await advisoryLocks()).some((l) => l.pid === pid) ? undefined : true), 2_000);
 
-    // The holder notices (its lease aborts), and the attempt fails with lock_lost.
+    // The holder notices (its lease aborts), and the job is handed back with lock_lost, no attempt spent.
     await worker.waitForLog((l) => l.msg === 'scene lock connection lost: the lock is gone', 5_000);
-    const failed = await worker.waitForLog((l: LogLine) => l.msg === 'job attempt failed; will retry', 10_000);
-    expect(failed).toMatchObject({ code: 'lock_lost', attempt: 1, jobId });
+    const failed = await worker.waitForLog((l: LogLine) => l.msg === 'a dependency is unavailable; job delayed without spending an attempt', 10_000);
+    expect(failed).toMatchObject({ jobId, err: { code: 'lock_lost' } });
     const failedAt = Date.now();
     expect(failedAt - terminatedAt).toBeLessThan(5_000);
     // It did not take a new lock on another connection: no advisory lock anywhere until the retry.
@@ -96,13 +97,13 @@ describe('the scene lock connection dies mid-download', () => {
     expect(Object.keys((await findScene(h.db, PRODUCT))!.bands)).toEqual(['B05']);
     expect(await h.s3.store.headObject(h.settings.globalBucket, b02.key)).toBeUndefined();
     expect(await h.s3.store.listKeys(h.settings.globalBucket, sceneStoragePath(product))).toEqual([b05.key]);
-    // ...as seen before the retry (delayed BACKOFF_MS) began: it must download B02 before it can
+    // ...as seen before the next run (delayed at least BACKOFF_MS) began: it must download B02 before it can
     // register it, and it has not started that download yet.
     expect(h.sim.downloadsOf(PRODUCT).started).toBe(2);
 
-    // The retry (attempt 2) completes.
+    // The next run (still attempt 1) completes.
     const [row] = await h.waitForJobs([jobId], 40_000);
-    expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', attempts: 2, error_code: null, bands_downloaded: BANDS, bands_reused: [] });
+    expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', attempts: 1, error_code: null, bands_downloaded: BANDS, bands_reused: [] });
     expect(worker.logs.filter((l) => l.msg === 'scene lock connection lost: the lock is gone')).toHaveLength(1);
 
     const cache = await findScene(h.db, PRODUCT);
@@ -111,7 +112,7 @@ describe('the scene lock connection dies mid-download', () => {
     for (const { band, suffix, file, key } of upstream) {
       const entry = cache!.bands[band]!;
       expect(entry).toMatchObject({ key, size: file.size, sha3_256: file.sha3_256 });
-      // B02 registered by the retry, after the first attempt had failed; B05 by the first attempt, before.
+      // B02 registered by the next run, after the first was handed back; B05 by the first run, before.
       if (band === 'B02') expect(new Date(entry.registered_at).getTime()).toBeGreaterThanOrEqual(failedAt - 1_000);
       else expect(new Date(entry.registered_at).getTime()).toBeLessThan(terminatedAt);
       expect(entry.job_id).toBe(jobId);

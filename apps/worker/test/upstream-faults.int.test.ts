@@ -15,14 +15,17 @@
  *   logs in with the password once in total;
  * - a product the catalogue does not know fails at once (`product_not_found`, one attempt, no
  *   BullMQ retry, no file downloaded);
- * - a file whose bytes (SHA3-256) or size differ from the manifest on every try fails with
- *   `upstream_integrity` after JOB_ATTEMPTS attempts and leaves nothing registered and no object;
- *   the same fault once is healed by the retry, the stored object byte-identical to upstream.
+ * - a file whose bytes (SHA3-256) or size differ from the manifest on every try is quarantined
+ *   fleet-wide after its second failed transfer: the job fails with `upstream_integrity` after 2
+ *   attempts (of JOB_ATTEMPTS) and leaves nothing registered and no object, and another tenant's
+ *   job for the same file then fails at once without fetching it; the same fault once is healed by
+ *   the retry, the stored object byte-identical to upstream.
  */
 import { sql } from 'kysely';
 import { parseProductName, resolveBand, sceneStoragePath, type SafeFile } from '@scenecache/core';
 import { findJobById, findScene, type DownloadJobRow } from '@scenecache/db';
 import type { SimCounters } from '@scenecache/cdse-sim';
+import { INTEGRITY_FAILURES_TO_QUARANTINE } from '@scenecache/copernicus';
 import { sha3Of, until } from '@scenecache/testing';
 import { startPipelineHarness, type PipelineHarness } from './pipeline-harness.js';
 
@@ -282,21 +285,21 @@ describe('upstream faults: whole jobs against cdse-sim', () => {
     ['bytes differ from the manifest (corrupt)', 'corrupt', P.corruptAlways, /SHA3-256/],
     ['size differs from the manifest (truncate)', 'truncate', P.truncateAlways, /bytes, manifest\.safe says/],
   ] as const)('a file whose %s on every try', (_what, kind, scene, reason) => {
-    it(`fails with upstream_integrity after ${JOB_ATTEMPTS} attempts; nothing registered, no object stored`, async () => {
+    it(`is quarantined after ${INTEGRITY_FAILURES_TO_QUARANTINE} failed transfers: the job fails with upstream_integrity, nothing stored, and the next job for it fails without a download`, async () => {
       const file = await h.upstreamFile(scene, 'B04');
       h.sim.addFault({ kind, count: 100, product: scene, file: suffixOf(scene, 'B04') });
       const before = h.sim.counters();
 
       const row = await run(h, { tenant_id: `integrity-${kind}`, scene_id: scene, bands: ['B04'] });
 
-      expect(row).toMatchObject({ status: 'failed', error_code: 'upstream_integrity', attempts: JOB_ATTEMPTS, cache_status: null });
+      expect(row).toMatchObject({ status: 'failed', error_code: 'upstream_integrity', attempts: INTEGRITY_FAILURES_TO_QUARANTINE, cache_status: null });
       expect(row.error_message).toMatch(reason);
+      expect(row.error_message).toMatch(/failed verification 2 times: not fetched again for 3600 s/);
       const job = await h.queue.getJob(row.id);
       expect(await job?.getState()).toBe('failed');
-      expect(job?.attemptsMade).toBe(JOB_ATTEMPTS);
-      expect(job?.failedReason).toMatch(reason);
-      expect(delta(before, h.sim.counters()).fault(kind)).toBe(JOB_ATTEMPTS);
-      expect(h.sim.downloadsOf(scene, suffixOf(scene, 'B04')).started).toBe(JOB_ATTEMPTS);
+      expect(job?.attemptsMade).toBe(INTEGRITY_FAILURES_TO_QUARANTINE);
+      expect(delta(before, h.sim.counters()).fault(kind)).toBe(INTEGRITY_FAILURES_TO_QUARANTINE);
+      expect(h.sim.downloadsOf(scene, suffixOf(scene, 'B04')).started).toBe(INTEGRITY_FAILURES_TO_QUARANTINE);
 
       // Nothing registered for the scene, nothing at the band's key, nothing in the tenant bucket.
       expect(await findScene(h.db, scene)).toBeUndefined();
@@ -304,6 +307,12 @@ describe('upstream faults: whole jobs against cdse-sim', () => {
       expect(await h.s3.store.headObject(h.settings.globalBucket, key)).toBeUndefined();
       expect(await h.s3.store.listKeys(h.settings.globalBucket, sceneStoragePath(parseProductName(scene)))).toEqual([]);
       expect(await h.s3.store.headObject(`${h.settings.tenantBucketPrefix}integrity-${kind}`, key).catch(() => undefined)).toBeUndefined();
+
+      // Quarantined fleet-wide: another tenant's job fails on its first attempt, with no transfer.
+      const again = await run(h, { tenant_id: `integrity-${kind}-2`, scene_id: scene, bands: ['B04'] });
+      expect(again).toMatchObject({ status: 'failed', error_code: 'upstream_integrity', attempts: 1 });
+      expect(again.error_message).toMatch(/failed verification 2 times/);
+      expect(h.sim.downloadsOf(scene, suffixOf(scene, 'B04')).started).toBe(INTEGRITY_FAILURES_TO_QUARANTINE);
     });
   });
 

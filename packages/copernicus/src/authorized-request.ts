@@ -1,6 +1,6 @@
 /**
  * One authorized GET against the CDSE download service, with the retries every download-service
- * call needs: a 401 refreshes the token and retries once, a 429 backs off (honouring
+ * call needs: a 401 renews the token and retries ({@link TOKENS_REFUSED_BEFORE_AUTH_FAILURE}), a 429 backs off (honouring
  * `Retry-After`), a 5xx or a network error backs off with jitter — each within its budget.
  *
  * Protocol facts: documentation.dataspace.copernicus.eu/APIs/OData.html#product-download (Bearer
@@ -17,9 +17,22 @@ import { errorForStatus, isTransientStatus, linkedController, networkError, read
 export interface AccessTokenSource {
   /** A currently valid access token (a JWT). */
   getAccessToken(signal?: AbortSignal): Promise<string>;
-  /** Report that the server rejected `staleToken` (401), so the next call returns a fresh one. */
-  invalidate(staleToken: string): Promise<void>;
+  /**
+   * Report that the server rejected `staleToken` (401), so the next call returns a fresh one: a
+   * refreshed token, or with `login: true` one from a new password login (not a refresh).
+   */
+  invalidate(staleToken: string, options?: { login?: boolean }): Promise<void>;
+  /** Remember fleet-wide that the account was refused (tokens from fresh logins got 401 too). */
+  rememberRefused?(reason: string): Promise<void>;
 }
+
+/**
+ * Tokens a request may see refused (401) in a row before it fails with `upstream_auth`: the first
+ * is renewed by a refresh, the next ones by fresh password logins. A 401 right after a renewal is
+ * usually a race (another worker's refresh, a token expired in flight), not a credentials error;
+ * only a token from a fresh login of our own, refused again, says the account is refused.
+ */
+export const TOKENS_REFUSED_BEFORE_AUTH_FAILURE = 3;
 
 /** How {@link authorizedGet} reaches the server. */
 export interface AuthorizedGetOptions {
@@ -46,7 +59,7 @@ export interface AuthorizedGetStats {
   requests: number;
   /** 429 answers absorbed. */
   rateLimited: number;
-  /** 401 answers absorbed by refreshing the token. */
+  /** 401 answers absorbed by renewing the token (a refresh, then fresh logins). */
   tokenRefreshes: number;
 }
 
@@ -56,7 +69,8 @@ export interface AuthorizedGetStats {
  * byte offsets and sizes are the file's own.
  *
  * @throws UpstreamError
- *   - `upstream_auth` (not retryable) on a 401 right after a token refresh, or on a 403;
+ *   - `upstream_auth` (not retryable) on a 403, or on a 401 after {@link TOKENS_REFUSED_BEFORE_AUTH_FAILURE}
+ *     tokens were refused in a row (the last ones from fresh password logins);
  *   - `upstream_rate_limited` (retryable, `retryAfterMs`) after `retry.rateLimitAttempts` 429s, or
  *     at once when `Retry-After` exceeds `retry.maxDelayMs`;
  *   - `upstream_unavailable` (retryable) after `retry.attempts` 5xx answers or network errors
@@ -70,7 +84,7 @@ export async function authorizedGet(url: string, options: AuthorizedGetOptions, 
   const random = options.random ?? Math.random;
   let failures = 0;
   let rateLimited = 0;
-  let refreshedAfter401 = false;
+  let refused = 0;
   for (;;) {
     if (signal?.aborted) throw abortReason(signal);
     const token = await tokens.getAccessToken(signal);
@@ -111,17 +125,20 @@ export async function authorizedGet(url: string, options: AuthorizedGetOptions, 
     const retryAfterMs = parseRetryAfterMs(response.headers.get('retry-after'));
 
     if (status === 401) {
-      // The token expired (600 s lifetime) or was revoked: one fresh token, one more try.
-      if (refreshedAfter401) {
-        throw new UpstreamError('upstream_auth', `CDSE ${what} failed: HTTP 401 even with a fresh token${detail ? ` (${detail})` : ''}`, { status, retryable: false });
+      // The token expired (600 s lifetime), was revoked, or another worker renewed it meanwhile:
+      // renew it (a refresh first, then fresh logins) and try again, within a budget.
+      refused++;
+      if (refused > TOKENS_REFUSED_BEFORE_AUTH_FAILURE) {
+        await tokens.rememberRefused?.(`the download service refused ${refused} tokens in a row, the last from fresh logins (HTTP 401)`);
+        throw new UpstreamError('upstream_auth', `CDSE ${what} failed: HTTP 401 for ${refused} tokens in a row, the last from fresh password logins${detail ? ` (${detail})` : ''}`, { status, retryable: false });
       }
-      refreshedAfter401 = true;
+      const login = refused >= 2;
       if (stats) stats.tokenRefreshes++;
-      logger?.info({ status }, `CDSE ${what}: 401, refreshing the access token once`);
-      await tokens.invalidate(token);
+      logger?.info({ status, refused, login }, `CDSE ${what}: 401, renewing the access token (${login ? 'fresh login' : 'refresh'})`);
+      await tokens.invalidate(token, { login });
       continue;
     }
-    refreshedAfter401 = false;
+    refused = 0;
 
     if (status === 429) {
       rateLimited++;

@@ -11,6 +11,7 @@ import { fetchProductManifest, locateBandFile } from './product-manifest.js';
 import { lookupProduct, type CdseProduct } from './product-lookup.js';
 import { resolveRetryOptions, type RetryOptions } from './retry-policy.js';
 import { createKeepAliveAgents, type KeepAliveAgents } from './upstream-http.js';
+import { IntegrityFailures } from './integrity-failures.js';
 import { NotFoundCache } from './not-found-cache.js';
 
 /** The settings a {@link CdseClient} reads. */
@@ -50,6 +51,12 @@ export interface CdseClientOptions {
    */
   readonly notFoundTtlSeconds?: number | undefined;
   /**
+   * Seconds a file's verification failures are remembered fleet-wide; two within it quarantine the
+   * file (setting `UPSTREAM_INTEGRITY_TTL_SECONDS`, see integrity-failures.ts); 0 = off.
+   * @defaultValue 3600
+   */
+  readonly integrityTtlSeconds?: number | undefined;
+  /**
    * Called on every 429 answer of the catalogue, `manifest.safe` or a file download, whether the
    * client absorbed it by backing off or gave up (e.g. to count them in a metric).
    */
@@ -77,6 +84,8 @@ export interface CdseCallOptions {
 export class CdseClient {
   /** The shared token provider (also for callers that talk to CDSE themselves). */
   readonly tokens: CdseTokenProvider;
+  /** The fleet's memory of files that failed verification (quarantine after two failures). */
+  readonly integrityFailures: IntegrityFailures;
   readonly #settings: CdseSettings;
   readonly #logger: Logger;
   readonly #retry: Readonly<RetryOptions>;
@@ -97,6 +106,7 @@ export class CdseClient {
     this.#userAgent = options.userAgent ?? 'scenecache';
     this.#onRateLimited = options.onRateLimited;
     this.#notFound = new NotFoundCache(options.redis, options.keyPrefix ?? options.settings.queuePrefix, options.notFoundTtlSeconds ?? 3_600);
+    this.integrityFailures = new IntegrityFailures(options.redis, options.keyPrefix ?? options.settings.queuePrefix, options.integrityTtlSeconds ?? 3_600);
     this.tokens = new CdseTokenProvider({
       ...options.token,
       redis: options.redis,

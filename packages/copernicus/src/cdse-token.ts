@@ -11,9 +11,16 @@
  * re-read, it is refreshed 60 s ahead of expiry, and a password login happens only when the refresh
  * token is missing, expired or rejected.
  *
+ * When CDSE refuses the account itself — Keycloak rejects the password login, or the download
+ * service refuses tokens from fresh logins ({@link CdseTokenProvider.rememberRefused}) — the fleet
+ * remembers it for {@link ACCOUNT_REFUSED_TTL_SECONDS}: every caller fails at once with
+ * `upstream_auth` instead of sending more logins (Keycloak locks an account after repeated failed
+ * logins, its brute-force detection). A 401 for one token is never remembered: it is a race.
+ *
  * Redis keys (under `keyPrefix`): `<prefix>:cdse:token` (hash: `access_token`, `expires_at`,
- * `refresh_token`, `refresh_expires_at`; times in epoch ms; expires with the refresh token) and
- * `<prefix>:cdse:token:lock` (the refresh lock, a random owner id).
+ * `refresh_token`, `refresh_expires_at`; times in epoch ms; expires with the refresh token),
+ * `<prefix>:cdse:token:lock` (the refresh lock, a random owner id) and `<prefix>:cdse:account-refused`
+ * (why, with its TTL).
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -70,8 +77,13 @@ const MIN_REFRESH_VALIDITY_MS = 10_000;
 
 /** Delete the lock only if we still own it. */
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+/** Seconds the fleet remembers that CDSE refused the account (see the module comment). */
+export const ACCOUNT_REFUSED_TTL_SECONDS = 60;
+
 /** Expire the cached access token only if it is still the one a 401 rejected; keep the refresh token. */
 const INVALIDATE = `if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] and redis.call('HGET', KEYS[1], 'expires_at') ~= '0' then redis.call('HSET', KEYS[1], 'expires_at', '0') return 1 else return 0 end`;
+/** Like INVALIDATE, and drop the refresh token too: the renewal is a password login. */
+const INVALIDATE_FOR_LOGIN = `if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] and redis.call('HGET', KEYS[1], 'refresh_expires_at') ~= '0' then redis.call('HSET', KEYS[1], 'expires_at', '0', 'refresh_expires_at', '0') return 1 else return 0 end`;
 
 /**
  * Shared CDSE access tokens (see the module comment for the protocol and the Redis layout).
@@ -85,6 +97,8 @@ export class CdseTokenProvider implements AccessTokenSource {
   readonly stats: CdseTokenStats = { logins: 0, refreshes: 0, invalidations: 0 };
   /** The Redis key of the cached token. */
   readonly tokenKey: string;
+  /** The Redis key of the fleet's memory that CDSE refused the account. */
+  readonly refusedKey: string;
   /** The Redis key of the refresh lock. */
   readonly lockKey: string;
 
@@ -100,6 +114,17 @@ export class CdseTokenProvider implements AccessTokenSource {
     this.#marginMs = options.refreshMarginMs ?? 60_000;
     this.tokenKey = `${options.keyPrefix}:cdse:token`;
     this.lockKey = `${options.keyPrefix}:cdse:token:lock`;
+    this.refusedKey = `${options.keyPrefix}:cdse:account-refused`;
+  }
+
+  /**
+   * Remember fleet-wide, for {@link ACCOUNT_REFUSED_TTL_SECONDS}, that CDSE refused the account
+   * (`reason`, without secrets): token requests fail at once with `upstream_auth` meanwhile.
+   * @throws ScenecacheError `service_unavailable` (retryable) when Redis fails.
+   */
+  async rememberRefused(reason: string): Promise<void> {
+    await this.#redis(() => this.#o.redis.set(this.refusedKey, reason, 'EX', ACCOUNT_REFUSED_TTL_SECONDS));
+    this.#o.logger?.error({ key: this.refusedKey, ttlSeconds: ACCOUNT_REFUSED_TTL_SECONDS }, `CDSE refused the account: ${reason}`);
   }
 
   /**
@@ -124,13 +149,15 @@ export class CdseTokenProvider implements AccessTokenSource {
   /**
    * Drop `staleToken` after the server answered 401 to it. Only the cached token equal to
    * `staleToken` is expired (atomically, in Redis), so N workers that saw the same 401 cause one
-   * refresh; the refresh token is kept, so the renewal is a refresh, not a new login.
+   * renewal. The refresh token is kept, so the renewal is a refresh — unless `login` is set (a
+   * refreshed token was refused too): then it is dropped as well and the renewal is a password login.
    *
    * @throws ScenecacheError `service_unavailable` (retryable) when Redis fails.
    */
-  async invalidate(staleToken: string): Promise<void> {
+  async invalidate(staleToken: string, options: { login?: boolean } = {}): Promise<void> {
     if (this.#local?.access_token === staleToken) this.#local = undefined;
-    const changed = await this.#redis(() => this.#o.redis.eval(INVALIDATE, 1, this.tokenKey, staleToken));
+    const script = options.login ? INVALIDATE_FOR_LOGIN : INVALIDATE;
+    const changed = await this.#redis(() => this.#o.redis.eval(script, 1, this.tokenKey, staleToken));
     if (changed === 1) {
       this.stats.invalidations++;
       this.#o.logger?.info({ key: this.tokenKey }, 'CDSE access token rejected (401): expired it for the fleet');
@@ -147,6 +174,10 @@ export class CdseTokenProvider implements AccessTokenSource {
     for (;;) {
       const cached = await this.#read();
       if (cached && this.#isFresh(cached)) return this.#remember(cached);
+      const refused = await this.#redis(() => this.#o.redis.get(this.refusedKey));
+      if (refused !== null) {
+        throw new UpstreamError('upstream_auth', `${refused} (remembered for up to ${ACCOUNT_REFUSED_TTL_SECONDS} s; no login sent)`, { status: 401, retryable: false });
+      }
       const owner = randomUUID();
       const locked = await this.#redis(() => this.#o.redis.set(this.lockKey, owner, 'PX', this.#o.lockTtlMs ?? 25_000, 'NX'));
       if (locked === 'OK') {
@@ -194,7 +225,10 @@ export class CdseTokenProvider implements AccessTokenSource {
       throw new UpstreamError('upstream_auth', 'CDSE credentials are not configured (set CDSE_USERNAME and CDSE_PASSWORD)', { retryable: false });
     }
     this.stats.logins++;
-    const token = await this.#request({ grant_type: 'password', username, password, ...(totp ? { totp } : {}) }, 'login');
+    const token = await this.#request({ grant_type: 'password', username, password, ...(totp ? { totp } : {}) }, 'login').catch(async (err: unknown) => {
+      if (err instanceof UpstreamError && err.code === 'upstream_auth') await this.rememberRefused(err.message);
+      throw err;
+    });
     this.#o.logger?.info({ username, expiresAt: new Date(token.expires_at).toISOString() }, 'CDSE password login (new Keycloak session)');
     return token;
   }

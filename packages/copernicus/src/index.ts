@@ -11,6 +11,7 @@
  * - restart: streaming a file again from byte 0 when the server cannot resume it.
  */
 export { CdseClient, type CdseClientOptions, type CdseCallOptions, type CdseSettings, type CdseTokenTuning } from './cdse-client.js';
+export { IntegrityFailures, INTEGRITY_FAILURES_TO_QUARANTINE } from './integrity-failures.js';
 export { CdseTokenProvider, type CdseTokenProviderOptions, type CdseTokenStats } from './cdse-token.js';
 export { requestKeycloakToken, parseTokenResponse, type CachedCdseToken, type KeycloakGrantRequest } from './keycloak-grant.js';
 export { lookupProduct, parseProduct, parseProductSearch, productSearchUrl, type CdseChecksum, type CdseProduct, type ProductLookupOptions } from './product-lookup.js';

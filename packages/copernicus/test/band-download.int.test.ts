@@ -271,15 +271,33 @@ describe('VerifiedFileStream', () => {
     expect(srv.requests.map((r) => r.headers.authorization)).toEqual(['Bearer token-1', 'Bearer token-2']);
   });
 
-  it('a second 401 in a row is upstream_auth (not retryable)', async () => {
+  it('a 401 right after a renewal is a race: fresh logins and more tries; 3 tokens refused in a row then a 4th is upstream_auth (not retryable)', async () => {
     const { ctx, tokens, srv } = await start((_req, res) => {
       res.writeHead(401);
       res.end('{"detail":"Unauthorized"}');
     });
     const { err } = await failure(open(ctx));
     expect(err).toMatchObject({ code: 'upstream_auth', retryable: false, status: 401 });
-    expect(srv.requests).toHaveLength(2);
-    expect(tokens.invalidations).toEqual(['token-1']);
+    expect(srv.requests.map((r) => r.headers.authorization)).toEqual(['Bearer token-1', 'Bearer token-2', 'Bearer token-3', 'Bearer token-4']);
+    expect(tokens.invalidations).toEqual(['token-1', 'token-2', 'token-3']);
+    // A refresh first, then fresh password logins.
+    expect(tokens.logins).toEqual([false, true, true]);
+  });
+
+  it('three tokens expiring in a row are absorbed: the fourth streams the file', async () => {
+    const { ctx, tokens, srv } = await start((req, res) => {
+      if (req.headers.authorization !== 'Bearer token-4') {
+        res.writeHead(401);
+        return void res.end('{"detail":"Expired signature!"}');
+      }
+      return serveFile(req, res, DATA);
+    });
+    const stream = open(ctx);
+    const { data } = await collect(stream);
+    expect(data.equals(DATA)).toBe(true);
+    expect(tokens.invalidations).toEqual(['token-1', 'token-2', 'token-3']);
+    expect((await stream.result).tokenRefreshes).toBe(3);
+    expect(srv.requests).toHaveLength(4);
   });
 
   it('404 is product_not_found (not retryable)', async () => {

@@ -181,6 +181,13 @@ describe('CdseTokenProvider', () => {
     expect((err as Error).message).toContain('Invalid user credentials');
     expect((err as Error).message).not.toContain('wrong');
     expect(await redis.exists(`${prefix}:cdse:token:lock`)).toBe(0);
+    // Remembered fleet-wide: another process fails at once, without a login that could lock the account.
+    const logins = kc.srv.requests.length;
+    const again = await provider({ password: 'wrong' }).getAccessToken().catch((e: unknown) => e);
+    expect(again).toMatchObject({ code: 'upstream_auth', retryable: false });
+    expect((again as Error).message).toMatch(/Invalid user credentials.*remembered for up to 60 s; no login sent/);
+    expect(kc.srv.requests).toHaveLength(logins);
+    expect(await redis.ttl(`${prefix}:cdse:account-refused`)).toBeGreaterThan(50);
   });
 
   it('missing credentials are upstream_auth without a request', async () => {

@@ -10,6 +10,7 @@
  * - cache hit: a band served from the global bucket (`reused`), not from upstream.
  */
 export * from './errors.js';
+export * from './dependency-outage.js';
 export * from './product-name.js';
 export * from './bands.js';
 export * from './safe-manifest.js';

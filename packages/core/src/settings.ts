@@ -55,6 +55,10 @@ const envSchema = z.object({
   RATE_LIMIT_MAX: int(0, 1_000_000).default(600),
   RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(60_000),
   PRODUCT_NOT_FOUND_TTL_SECONDS: int(0, 604_800).default(3_600),
+  UPSTREAM_INTEGRITY_TTL_SECONDS: int(0, 604_800).default(3_600),
+  REDIS_COMMAND_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  DATABASE_QUERY_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
+  DEPENDENCY_LIVENESS_TIMEOUT_MS: int(1_000, 86_400_000).default(120_000),
   FAILPOINTS: z
     .string()
     .regex(/^[a-z-]+=(pause|kill|error)(,[a-z-]+=(pause|kill|error))*$/, 'must be name=pause|kill|error[,...]')
@@ -134,6 +138,27 @@ export interface Settings {
   /** Seconds a catalogue "not found" is remembered fleet-wide (0 = off). @defaultValue 3600 */
   readonly productNotFoundTtlSeconds: number;
   /**
+   * Seconds a (product, file) that failed SHA3-256 or size verification twice is not fetched
+   * again, fleet-wide: jobs that want it fail at once with `upstream_integrity` instead of
+   * spending the account's quota on bytes known to be bad (0 = off). @defaultValue 3600
+   */
+  readonly upstreamIntegrityTtlSeconds: number;
+  /**
+   * Longest a worker's Redis command waits for its reply (ms); then it fails as an outage and the
+   * job is handed back. Blocking reads (BullMQ's) are bounded separately. @defaultValue 5000
+   */
+  readonly redisCommandTimeoutMs: number;
+  /**
+   * Longest a worker's Postgres query waits for its result (ms, client side: a connection that
+   * went silent fails instead of hanging). @defaultValue 30000
+   */
+  readonly databaseQueryTimeoutMs: number;
+  /**
+   * A worker whose Redis or Postgres has been unreachable this long (ms) reports not-live on
+   * `/healthz` (Kubernetes restarts it) and gives up its advisory locks. @defaultValue 120000
+   */
+  readonly dependencyLivenessTimeoutMs: number;
+  /**
    * Failpoints (tests only, never in production): `name=pause|kill|error`, comma-separated, e.g.
    * `bands-stored=pause`. See `failpoint.ts`.
    */
@@ -205,6 +230,10 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     rateLimitMax: e.RATE_LIMIT_MAX,
     rateLimitWindowMs: e.RATE_LIMIT_WINDOW_MS,
     productNotFoundTtlSeconds: e.PRODUCT_NOT_FOUND_TTL_SECONDS,
+    upstreamIntegrityTtlSeconds: e.UPSTREAM_INTEGRITY_TTL_SECONDS,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
+    dependencyLivenessTimeoutMs: e.DEPENDENCY_LIVENESS_TIMEOUT_MS,
     failpoints: Object.freeze(
       Object.fromEntries((e.FAILPOINTS ?? '').split(',').filter(Boolean).map((pair) => pair.split('=') as [string, FailpointAction])),
     ),

@@ -27,7 +27,7 @@
 import { CompiledQuery, sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { ScenecacheError, type Logger } from '@scenecache/core';
-import type { Queryable } from './database.js';
+import { SilentConnectionDroppingClient, type Queryable } from './database.js';
 
 /**
  * Whether an error means the connection itself is gone (SQLSTATE class 08 connection exception,
@@ -118,6 +118,12 @@ export interface AdvisoryLocksOptions {
   maxConnections?: number;
   /** How often a held lock's connection is probed with `SELECT 1` (ms). @defaultValue 2000 */
   heartbeatMs?: number;
+  /**
+   * Longest a lock query (a try-lock, a heartbeat) waits for its answer (ms). A lock connection
+   * that goes silent (a blackholed network path) is then destroyed and its lease lost, instead of
+   * hanging its job. @defaultValue 10000
+   */
+  queryTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -130,6 +136,7 @@ export class AdvisoryLocks {
   private readonly heartbeatMs: number;
   private readonly maxConnections: number;
   private readonly logger: Logger | undefined;
+  private readonly leases = new Set<SceneLease>();
 
   constructor(options: AdvisoryLocksOptions) {
     this.maxConnections = options.maxConnections ?? 16;
@@ -140,7 +147,14 @@ export class AdvisoryLocks {
       keepAliveInitialDelayMillis: 10_000,
       idleTimeoutMillis: 30_000,
       connectionTimeoutMillis: 10_000,
+      query_timeout: options.queryTimeoutMs ?? 10_000,
+      Client: SilentConnectionDroppingClient,
       application_name: 'scenecache-locks',
+      // The server drops a lock session whose client vanished without a FIN (a worker's host or
+      // its network path gone) within ~25 s instead of the OS default of hours, so its locks
+      // don't outlive it (postgresql.org/docs/current/runtime-config-connection.html,
+      // tcp_keepalives_*; ignored on Unix sockets). A startup parameter: needs a direct connection.
+      options: '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3',
     });
     // An idle pooled connection that dies is dropped by the pool; without a listener it would crash.
     this.pool.on('error', (err) => this.logger?.warn({ err }, 'idle lock connection failed'));
@@ -165,8 +179,31 @@ export class AdvisoryLocks {
         client.release();
         return undefined;
       }
-      return new SceneLease(client, sceneId, mode, this.heartbeatMs, this.logger);
+      const lease = new SceneLease(client, sceneId, mode, this.heartbeatMs, this.logger);
+      this.leases.add(lease);
+      lease.signal.addEventListener('abort', () => this.leases.delete(lease), { once: true });
+      lease.onRelease(() => this.leases.delete(lease));
+      return lease;
     });
+  }
+
+  /** Leases held right now by this process. */
+  get heldLeases(): number {
+    return this.leases.size;
+  }
+
+  /**
+   * Give up every lock this process holds: each held lease is lost (its signal aborts with
+   * `lock_lost`, so its job stops its transfers and registers nothing) and its connection is
+   * destroyed, which ends the session and its locks on the server. For a process that cannot
+   * make progress (a dependency unreachable past a bound): it must not keep other workers from
+   * the files it locked. Returns the number of leases given up.
+   */
+  abandonAll(reason: string): number {
+    const leases = [...this.leases];
+    for (const lease of leases) lease.abandon(reason);
+    this.leases.clear();
+    return leases.length;
   }
 
   /**
@@ -263,6 +300,7 @@ export class SceneLease {
   private readonly slots = new Set<number>();
   private readonly bands = new Set<string>();
   private released = false;
+  private readonly releaseListeners: Array<() => void> = [];
   private readonly heartbeat: NodeJS.Timeout;
   private readonly onConnectionError: (err: Error) => void;
   private readonly onConnectionEnd: () => void;
@@ -381,6 +419,21 @@ export class SceneLease {
     await unlock(this.client, upstreamSlotLockName(slot));
   }
 
+  /** Call `listener` once the lease is released. */
+  onRelease(listener: () => void): void {
+    this.releaseListeners.push(listener);
+  }
+
+  /**
+   * Lose the lease on purpose: abort its signal (`lock_lost`, with `reason`) and destroy its
+   * connection, so the server ends the session and drops every lock of it. `release()` still
+   * returns the (destroyed) connection to the pool.
+   */
+  abandon(reason: string): void {
+    this.lose(new Error(reason));
+    (this.client as unknown as SilentConnectionDroppingClient).dropConnection?.();
+  }
+
   /** @throws ScenecacheError `lock_lost` when the lock connection is gone. */
   throwIfLost(): void {
     if (this.controller.signal.aborted) throw this.controller.signal.reason as Error;
@@ -395,6 +448,7 @@ export class SceneLease {
     if (this.released) return;
     this.released = true;
     clearInterval(this.heartbeat);
+    for (const listener of this.releaseListeners.splice(0)) listener();
     this.slots.clear();
     this.bands.clear();
     const broken = this.controller.signal.aborted;

@@ -25,8 +25,39 @@ export interface CreateDbOptions {
   applicationName?: string;
   /** How long to wait for a free or new connection before the query fails (ms). @defaultValue 10000 */
   connectionTimeoutMillis?: number;
+  /**
+   * Longest a query waits for its result (ms, client side, pg's `query_timeout`); then it fails
+   * with "Query read timeout" and its connection is destroyed, so a connection that went silent
+   * (a blackholed network path) is never handed out again. Unset: no limit.
+   */
+  queryTimeoutMillis?: number;
   /** Where to report errors of idle connections (server restart, network cut). */
   logger?: Logger;
+}
+
+/** The message pg rejects a query with when `query_timeout` passes. */
+export const QUERY_TIMEOUT_MESSAGE = 'Query read timeout';
+
+/**
+ * A pg `Client` that destroys its socket when a query times out (`query_timeout`): pg only fails
+ * the query and keeps the connection, which after a silent network failure would hang the next
+ * query too. A destroyed client is dropped by pg-pool when it is released.
+ */
+export class SilentConnectionDroppingClient extends pg.Client {
+  override query(...args: unknown[]): never {
+    const result = (super.query as (...a: unknown[]) => unknown)(...args);
+    if (result instanceof Promise) {
+      result.catch((err: unknown) => {
+        if (err instanceof Error && err.message === QUERY_TIMEOUT_MESSAGE) this.dropConnection();
+      });
+    }
+    return result as never;
+  }
+
+  /** Destroy the socket: the client emits `end`, its pending queries fail, the pool drops it. */
+  dropConnection(): void {
+    (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  }
 }
 
 const INT8_OID = 20;
@@ -60,6 +91,7 @@ export function createDb(databaseUrl: string, options: CreateDbOptions = {}): Ky
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'scenecache',
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 10_000,
+    ...(options.queryTimeoutMillis === undefined ? {} : { query_timeout: options.queryTimeoutMillis, Client: SilentConnectionDroppingClient }),
     // TCP keepalives notice a dead server or a silently dropped NAT entry on idle connections.
     keepAlive: true,
     types: typeParsers,

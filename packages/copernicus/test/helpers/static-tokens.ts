@@ -4,13 +4,16 @@ import type { AccessTokenSource } from '../../src/authorized-request.js';
 export class CountingTokens implements AccessTokenSource {
   generation = 1;
   invalidations: string[] = [];
+  /** The `login` flag of each invalidation. */
+  logins: boolean[] = [];
 
   getAccessToken(): Promise<string> {
     return Promise.resolve(`token-${this.generation}`);
   }
 
-  invalidate(staleToken: string): Promise<void> {
+  invalidate(staleToken: string, options: { login?: boolean } = {}): Promise<void> {
     this.invalidations.push(staleToken);
+    this.logins.push(options.login === true);
     if (staleToken === `token-${this.generation}`) this.generation++;
     return Promise.resolve();
   }
