@@ -7,6 +7,10 @@
  * - a spawned `apps/worker/dist/main.js` whose Redis goes away (a TCP proxy taken down) turns not
  *   ready (503, `checks.redis: fail`) but stays live (200) and keeps running; once Redis is back it
  *   is ready again, the same process;
+ * - a worker whose Redis goes silent (blackholed: connections accepted, never answered) past
+ *   `DEPENDENCY_LIVENESS_TIMEOUT_MS` turns not live (503, `checks.redis: fail`) and gives up the
+ *   advisory locks of the download it was running, while the process lives on; once Redis answers
+ *   again it is live and ready again and the job completes;
  * - a worker whose BullMQ job loop has stopped while no shutdown was asked for fails liveness
  *   (503, `checks.job_loop: fail`), so Kubernetes restarts it; the same stopped loop during a
  *   shutdown keeps liveness at 200 and readiness says `shutting_down`;
@@ -17,7 +21,7 @@ import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
-import { startTcpProxy, until, type TcpProxy } from '@scenecache/testing';
+import { heldAdvisoryLocks, startTcpProxy, until, type TcpProxy } from '@scenecache/testing';
 import { startHealthServer, WORKER_HTTP_PATHS, workerProbes, type ProbeReply } from '../src/health-server.js';
 import { startPipelineHarness, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
 
@@ -53,15 +57,15 @@ describe('worker probes: liveness and readiness', () => {
 
     it('is not ready but stays live during the outage, and ready again after it', async () => {
       await until('the worker to be ready', async () => (await get(port, WORKER_HTTP_PATHS.readiness)).status === 200, 10_000);
-      expect(await get(port, WORKER_HTTP_PATHS.readiness)).toEqual({ status: 200, body: { status: 'ok', checks: { redis: 'ok', job_loop: 'ok' } } });
-      expect(await get(port, WORKER_HTTP_PATHS.liveness)).toEqual({ status: 200, body: { status: 'ok', checks: { job_loop: 'ok' } } });
+      expect(await get(port, WORKER_HTTP_PATHS.readiness)).toEqual({ status: 200, body: { status: 'ok', checks: { redis: 'ok', postgres: 'ok', job_loop: 'ok' } } });
+      expect(await get(port, WORKER_HTTP_PATHS.liveness)).toEqual({ status: 200, body: { status: 'ok', checks: { job_loop: 'ok', redis: 'ok', postgres: 'ok' } } });
 
       await redisProxy.down();
       await until('readiness to fail', async () => (await get(port, WORKER_HTTP_PATHS.readiness)).status === 503, 10_000);
       expect(await get(port, WORKER_HTTP_PATHS.readiness)).toMatchObject({ status: 503, body: { status: 'failing', checks: { redis: 'fail' } } });
       // Restarting the worker would not bring Redis back: liveness stays 200, whatever the outage's length.
       for (let i = 0; i < 5; i++) {
-        expect(await get(port, WORKER_HTTP_PATHS.liveness)).toEqual({ status: 200, body: { status: 'ok', checks: { job_loop: 'ok' } } });
+        expect(await get(port, WORKER_HTTP_PATHS.liveness)).toEqual({ status: 200, body: { status: 'ok', checks: { job_loop: 'ok', redis: 'ok', postgres: 'ok' } } });
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
 
@@ -69,6 +73,59 @@ describe('worker probes: liveness and readiness', () => {
       await until('readiness to come back', async () => (await get(port, WORKER_HTTP_PATHS.readiness)).status === 200, 15_000);
       expect(await get(port, WORKER_HTTP_PATHS.liveness)).toMatchObject({ status: 200 });
       // The same process, never restarted nor shutting down.
+      expect(worker.child.exitCode).toBeNull();
+      expect(worker.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutting down'))).toEqual([]);
+    });
+  });
+
+  describe('a spawned worker whose Redis goes silent past DEPENDENCY_LIVENESS_TIMEOUT_MS', () => {
+    const LIVENESS_TIMEOUT_MS = 4_000;
+    const PRODUCT = 'S2A_MSIL2A_20230625T234621_N0509_R073_T01WCP_20230626T022157';
+    let h: PipelineHarness;
+    let redisProxy: TcpProxy;
+    let worker: SpawnedWorker;
+    let port: number;
+
+    beforeAll(async () => {
+      // Slow streams: the job holds its scene lock, band lock and upstream slot for ~10 s.
+      h = await startPipelineHarness({ simOptions: { bytesPerSecond: 30_000 } });
+      const target = new URL(h.env.REDIS_URL!);
+      redisProxy = await startTcpProxy({ host: target.hostname, port: target.port === '' ? 6379 : Number(target.port) });
+      worker = h.spawnWorker({ REDIS_URL: redisProxy.rewrite(h.env.REDIS_URL!), DEPENDENCY_LIVENESS_TIMEOUT_MS: String(LIVENESS_TIMEOUT_MS), REDIS_COMMAND_TIMEOUT_MS: '1000', JOB_LOCK_DURATION_MS: '30000' });
+      const listening = await worker.waitForLog((l) => l.msg === 'health endpoint listening', 30_000);
+      port = listening.healthPort as number;
+    });
+    afterAll(async () => {
+      await redisProxy?.up();
+      await worker?.kill('SIGTERM');
+      await h?.close();
+      await redisProxy?.close();
+    });
+
+    it('turns not live and gives up its advisory locks, lives on, and is live, ready and done once Redis answers', async () => {
+      const { body } = await h.enqueue({ tenant_id: 'silent-redis', scene_id: PRODUCT, bands: ['B02'] });
+      await until('the download to hold its locks', async () => ((await heldAdvisoryLocks(h.db)).length >= 3 ? true : undefined), 20_000);
+
+      redisProxy.blackhole();
+      const silentAt = Date.now();
+      await until('readiness to fail', async () => (await get(port, WORKER_HTTP_PATHS.readiness)).status === 503, 10_000);
+      // Live until the bound, then not live: Kubernetes would restart it.
+      expect((await get(port, WORKER_HTTP_PATHS.liveness)).status).toBe(200);
+      await until('liveness to fail', async () => (await get(port, WORKER_HTTP_PATHS.liveness)).status === 503, LIVENESS_TIMEOUT_MS + 10_000);
+      // Counted from the last answered probe (probes run every 2 s), so up to 2 s before the silence.
+      expect(Date.now() - silentAt).toBeGreaterThanOrEqual(LIVENESS_TIMEOUT_MS - 2_000);
+      expect(await get(port, WORKER_HTTP_PATHS.liveness)).toEqual({ status: 503, body: { status: 'failing', checks: { job_loop: 'ok', redis: 'fail', postgres: 'ok' } } });
+      // A stuck process holds no advisory lock: the download's locks were given up.
+      await until('the advisory locks to be given up', async () => ((await heldAdvisoryLocks(h.db)).length === 0 ? true : undefined), 5_000);
+      expect(worker.logs.some((l) => l.msg === "gave up this worker's advisory locks" && l.dependency === 'redis' && l.leasesGivenUp === 1)).toBe(true);
+      expect(worker.child.exitCode).toBeNull();
+
+      await redisProxy.up();
+      await until('liveness to come back', async () => (await get(port, WORKER_HTTP_PATHS.liveness)).status === 200, 30_000);
+      await until('readiness to come back', async () => (await get(port, WORKER_HTTP_PATHS.readiness)).status === 200, 30_000);
+      const [row] = await h.waitForJobs([body.job_id!], 60_000);
+      expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: ['B02'] });
+      expect(h.completedDownloads(PRODUCT, 'B02')).toBe(1);
       expect(worker.child.exitCode).toBeNull();
       expect(worker.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('shutting down'))).toEqual([]);
     });

@@ -5,7 +5,13 @@
  *
  * - `down()`: destroys every open connection (clients see ECONNRESET) and refuses new ones
  *   (ECONNREFUSED), as when the server's host dies;
- * - `up()`: accepts connections again on the same port.
+ * - `blackhole()`: the network path goes silent, as when a NAT or conntrack entry is lost: open
+ *   connections stop carrying bytes either way (nothing is closed, nothing answers), and new
+ *   connections are accepted but never answered;
+ * - `up()`: accepts connections again on the same port (after `down()`), or forwards new
+ *   connections again (after `blackhole()`). Connections that went silent stay silent on the
+ *   client's side for ever — its own timeouts must notice — while their server side is closed, as
+ *   the server's TCP keepalive would eventually do (here at once, so no server session lingers).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +27,8 @@ export interface TcpProxy {
   /** Open client connections now. */
   readonly openConnections: number;
   down(): Promise<void>;
+  /** See the module comment. */
+  blackhole(): void;
   up(): Promise<void>;
   close(): Promise<void>;
 }
@@ -31,6 +39,11 @@ export interface TcpProxy {
  */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  /** Open client↔server pairs, for blackholing them. */
+  const pairs = new Set<{ client: Socket; upstream: Socket | undefined }>();
+  /** Client sockets that went silent: never answered again, closed only by `down()`/`close()`. */
+  const silent = new Set<Socket>();
+  let blackholed = false;
   let accepted = 0;
   let port = 0;
   let server: Server | undefined;
@@ -38,13 +51,21 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const listen = async (): Promise<void> => {
     const s = createServer((client) => {
       accepted++;
+      if (blackholed) {
+        silence(client);
+        return;
+      }
       const upstream = connect(target.port, target.host);
+      const pair = { client, upstream: upstream as Socket | undefined };
+      pairs.add(pair);
       sockets.add(client).add(upstream);
       const drop = (): void => {
+        if (silent.has(client)) return;
         client.destroy();
         upstream.destroy();
         sockets.delete(client);
         sockets.delete(upstream);
+        pairs.delete(pair);
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
@@ -59,11 +80,20 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     server = s;
   };
 
+  /** Keep `client` open and read (and drop) whatever it sends; answer nothing. */
+  const silence = (client: Socket): void => {
+    silent.add(client);
+    client.on('data', () => undefined).on('error', () => undefined).on('close', () => silent.delete(client));
+  };
+
   const down = async (): Promise<void> => {
     const s = server;
     server = undefined;
-    for (const socket of sockets) socket.destroy();
+    blackholed = false;
+    for (const socket of [...sockets, ...silent]) socket.destroy();
     sockets.clear();
+    silent.clear();
+    pairs.clear();
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   };
 
@@ -85,7 +115,26 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return [...sockets].length / 2;
     },
     down,
+    blackhole() {
+      blackholed = true;
+      for (const pair of pairs) {
+        pair.client.unpipe();
+        pair.upstream?.unpipe();
+        pair.upstream?.on('data', () => undefined);
+        silence(pair.client);
+      }
+    },
     async up() {
+      if (blackholed) {
+        blackholed = false;
+        // The server side of every silent connection ends; the client side stays silent.
+        for (const pair of pairs) {
+          pair.upstream?.destroy();
+          if (pair.upstream) sockets.delete(pair.upstream);
+          sockets.delete(pair.client);
+        }
+        pairs.clear();
+      }
       if (!server) await listen();
     },
     close: down,
