@@ -27,12 +27,25 @@ export interface AccessTokenSource {
 }
 
 /**
- * Tokens a request may see refused (401) in a row before it fails with `upstream_auth`: the first
- * is renewed by a refresh, the next ones by fresh password logins. A 401 right after a renewal is
- * usually a race (another worker's refresh, a token expired in flight), not a credentials error;
- * only a token from a fresh login of our own, refused again, says the account is refused.
+ * Tokens a request may see refused (401) in a row, for a reason other than expiry, before it fails
+ * with `upstream_auth` and the account is remembered as refused: the first is renewed by a refresh,
+ * the next ones by fresh password logins. A 401 right after a renewal is usually a race (another
+ * worker's refresh, a token revoked in flight), not a credentials error; only tokens from fresh
+ * logins, refused again, say the account is refused.
  */
 export const TOKENS_REFUSED_BEFORE_AUTH_FAILURE = 3;
+
+/**
+ * Tokens a request may see rejected as expired (401 `Expired signature!`, the download service's
+ * answer to an expired JWT) in a row before it gives up with a retryable `upstream_auth`. Expiry
+ * says nothing against the account: it is never remembered fleet-wide.
+ */
+export const EXPIRED_TOKENS_BEFORE_GIVING_UP = 8;
+
+/** Whether a 401's detail says the token expired (CDSE's download service: `Expired signature!`). */
+function saysExpired(detail: string | undefined): boolean {
+  return detail !== undefined && /expired/i.test(detail);
+}
 
 /** How {@link authorizedGet} reaches the server. */
 export interface AuthorizedGetOptions {
@@ -70,7 +83,8 @@ export interface AuthorizedGetStats {
  *
  * @throws UpstreamError
  *   - `upstream_auth` (not retryable) on a 403, or on a 401 after {@link TOKENS_REFUSED_BEFORE_AUTH_FAILURE}
- *     tokens were refused in a row (the last ones from fresh password logins);
+ *     tokens were refused in a row (the last ones from fresh password logins); `upstream_auth`
+ *     (retryable) after {@link EXPIRED_TOKENS_BEFORE_GIVING_UP} tokens in a row were rejected as expired;
  *   - `upstream_rate_limited` (retryable, `retryAfterMs`) after `retry.rateLimitAttempts` 429s, or
  *     at once when `Retry-After` exceeds `retry.maxDelayMs`;
  *   - `upstream_unavailable` (retryable) after `retry.attempts` 5xx answers or network errors
@@ -85,6 +99,7 @@ export async function authorizedGet(url: string, options: AuthorizedGetOptions, 
   let failures = 0;
   let rateLimited = 0;
   let refused = 0;
+  let expired = 0;
   for (;;) {
     if (signal?.aborted) throw abortReason(signal);
     const token = await tokens.getAccessToken(signal);
@@ -127,18 +142,23 @@ export async function authorizedGet(url: string, options: AuthorizedGetOptions, 
     if (status === 401) {
       // The token expired (600 s lifetime), was revoked, or another worker renewed it meanwhile:
       // renew it (a refresh first, then fresh logins) and try again, within a budget.
-      refused++;
+      if (saysExpired(detail)) expired++;
+      else refused++;
       if (refused > TOKENS_REFUSED_BEFORE_AUTH_FAILURE) {
         await tokens.rememberRefused?.(`the download service refused ${refused} tokens in a row, the last from fresh logins (HTTP 401)`);
         throw new UpstreamError('upstream_auth', `CDSE ${what} failed: HTTP 401 for ${refused} tokens in a row, the last from fresh password logins${detail ? ` (${detail})` : ''}`, { status, retryable: false });
       }
-      const login = refused >= 2;
+      if (expired > EXPIRED_TOKENS_BEFORE_GIVING_UP) {
+        throw new UpstreamError('upstream_auth', `CDSE ${what} failed: ${expired} tokens in a row expired before use${detail ? ` (${detail})` : ''}`, { status, retryable: true });
+      }
+      const login = refused + expired >= 2;
       if (stats) stats.tokenRefreshes++;
-      logger?.info({ status, refused, login }, `CDSE ${what}: 401, renewing the access token (${login ? 'fresh login' : 'refresh'})`);
+      logger?.info({ status, refused, expired, login }, `CDSE ${what}: 401, renewing the access token (${login ? 'fresh login' : 'refresh'})`);
       await tokens.invalidate(token, { login });
       continue;
     }
     refused = 0;
+    expired = 0;
 
     if (status === 429) {
       rateLimited++;

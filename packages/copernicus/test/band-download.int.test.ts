@@ -280,8 +280,21 @@ describe('VerifiedFileStream', () => {
     expect(err).toMatchObject({ code: 'upstream_auth', retryable: false, status: 401 });
     expect(srv.requests.map((r) => r.headers.authorization)).toEqual(['Bearer token-1', 'Bearer token-2', 'Bearer token-3', 'Bearer token-4']);
     expect(tokens.invalidations).toEqual(['token-1', 'token-2', 'token-3']);
-    // A refresh first, then fresh password logins.
+    // A refresh first, then fresh password logins; then the account is remembered as refused.
     expect(tokens.logins).toEqual([false, true, true]);
+    expect(tokens.refusedReasons).toHaveLength(1);
+  });
+
+  it('tokens rejected as expired are renewed up to 8 times in a row and never count as a refused account', async () => {
+    const { ctx, tokens, srv } = await start((_req, res) => {
+      res.writeHead(401);
+      res.end('{"detail":"Expired signature!"}');
+    });
+    const { err } = await failure(open(ctx));
+    expect(err).toMatchObject({ code: 'upstream_auth', retryable: true, status: 401 });
+    expect(srv.requests).toHaveLength(9);
+    expect(tokens.invalidations).toHaveLength(8);
+    expect(tokens.refusedReasons).toEqual([]);
   });
 
   it('three tokens expiring in a row are absorbed: the fourth streams the file', async () => {

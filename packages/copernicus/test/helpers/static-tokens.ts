@@ -6,6 +6,13 @@ export class CountingTokens implements AccessTokenSource {
   invalidations: string[] = [];
   /** The `login` flag of each invalidation. */
   logins: boolean[] = [];
+  /** Reasons passed to `rememberRefused`. */
+  refusedReasons: string[] = [];
+
+  rememberRefused(reason: string): Promise<void> {
+    this.refusedReasons.push(reason);
+    return Promise.resolve();
+  }
 
   getAccessToken(): Promise<string> {
     return Promise.resolve(`token-${this.generation}`);
