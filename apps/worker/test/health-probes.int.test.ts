@@ -33,26 +33,49 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
   return { status: res.status, body: (await res.json()) as ProbeReply & { error?: { code: string } } };
 }
 
+/** A pipeline harness and one spawned worker that reaches Redis through a TCP proxy the test can cut. */
+interface ProxiedWorker {
+  h: PipelineHarness;
+  redisProxy: TcpProxy;
+  worker: SpawnedWorker;
+  /** The worker's health port. */
+  port: number;
+  close(): Promise<void>;
+}
+
+async function startProxiedWorker(harness: Parameters<typeof startPipelineHarness>[0], env: Record<string, string> = {}): Promise<ProxiedWorker> {
+  const h = await startPipelineHarness(harness);
+  const target = new URL(h.env.REDIS_URL!);
+  const redisProxy = await startTcpProxy({ host: target.hostname, port: target.port === '' ? 6379 : Number(target.port) });
+  const worker = h.spawnWorker({ REDIS_URL: redisProxy.rewrite(h.env.REDIS_URL!), ...env });
+  const listening = await worker.waitForLog((l) => l.msg === 'health endpoint listening', 30_000);
+  return {
+    h,
+    redisProxy,
+    worker,
+    port: listening.healthPort as number,
+    async close() {
+      await redisProxy.up();
+      await worker.kill('SIGTERM');
+      await h.close();
+      await redisProxy.close();
+    },
+  };
+}
+
 describe('worker probes: liveness and readiness', () => {
   describe('a spawned worker whose Redis goes away', () => {
-    let h: PipelineHarness;
+    let pw: ProxiedWorker | undefined;
     let redisProxy: TcpProxy;
     let worker: SpawnedWorker;
     let port: number;
 
     beforeAll(async () => {
-      h = await startPipelineHarness();
-      const target = new URL(h.env.REDIS_URL!);
-      redisProxy = await startTcpProxy({ host: target.hostname, port: target.port === '' ? 6379 : Number(target.port) });
-      worker = h.spawnWorker({ REDIS_URL: redisProxy.rewrite(h.env.REDIS_URL!) });
-      const listening = await worker.waitForLog((l) => l.msg === 'health endpoint listening', 30_000);
-      port = listening.healthPort as number;
+      pw = await startProxiedWorker({});
+      ({ redisProxy, worker, port } = pw);
     });
     afterAll(async () => {
-      await redisProxy?.up();
-      await worker?.kill('SIGTERM');
-      await h?.close();
-      await redisProxy?.close();
+      await pw?.close();
     });
 
     it('is not ready but stays live during the outage, and ready again after it', async () => {
@@ -81,6 +104,7 @@ describe('worker probes: liveness and readiness', () => {
   describe('a spawned worker whose Redis goes silent past DEPENDENCY_LIVENESS_TIMEOUT_MS', () => {
     const LIVENESS_TIMEOUT_MS = 4_000;
     const PRODUCT = 'S2A_MSIL2A_20230625T234621_N0509_R073_T01WCP_20230626T022157';
+    let pw: ProxiedWorker | undefined;
     let h: PipelineHarness;
     let redisProxy: TcpProxy;
     let worker: SpawnedWorker;
@@ -88,18 +112,11 @@ describe('worker probes: liveness and readiness', () => {
 
     beforeAll(async () => {
       // Slow streams: the job holds its scene lock, band lock and upstream slot for ~10 s.
-      h = await startPipelineHarness({ simOptions: { bytesPerSecond: 30_000 } });
-      const target = new URL(h.env.REDIS_URL!);
-      redisProxy = await startTcpProxy({ host: target.hostname, port: target.port === '' ? 6379 : Number(target.port) });
-      worker = h.spawnWorker({ REDIS_URL: redisProxy.rewrite(h.env.REDIS_URL!), DEPENDENCY_LIVENESS_TIMEOUT_MS: String(LIVENESS_TIMEOUT_MS), REDIS_COMMAND_TIMEOUT_MS: '1000', JOB_LOCK_DURATION_MS: '30000' });
-      const listening = await worker.waitForLog((l) => l.msg === 'health endpoint listening', 30_000);
-      port = listening.healthPort as number;
+      pw = await startProxiedWorker({ simOptions: { bytesPerSecond: 30_000 } }, { DEPENDENCY_LIVENESS_TIMEOUT_MS: String(LIVENESS_TIMEOUT_MS), REDIS_COMMAND_TIMEOUT_MS: '1000', JOB_LOCK_DURATION_MS: '30000' });
+      ({ h, redisProxy, worker, port } = pw);
     });
     afterAll(async () => {
-      await redisProxy?.up();
-      await worker?.kill('SIGTERM');
-      await h?.close();
-      await redisProxy?.close();
+      await pw?.close();
     });
 
     it('turns not live and gives up its advisory locks, lives on, and is live, ready and done once Redis answers', async () => {

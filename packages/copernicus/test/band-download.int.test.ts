@@ -255,14 +255,17 @@ describe('VerifiedFileStream', () => {
     expect(srv.requests).toHaveLength(FAST.attempts);
   });
 
+  /** A handler answering 401 `Expired signature!` to every token but `token`, which gets the file. */
+  const expiredBut = (token: string): Handler => (req, res) => {
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      res.writeHead(401);
+      return void res.end('{"detail":"Expired signature!"}');
+    }
+    return serveFile(req, res, DATA);
+  };
+
   it('on 401 invalidates the token and retries once with a fresh one', async () => {
-    const { ctx, tokens, srv } = await start((req, res) => {
-      if (req.headers.authorization !== 'Bearer token-2') {
-        res.writeHead(401);
-        return void res.end('{"detail":"Expired signature!"}');
-      }
-      return serveFile(req, res, DATA);
-    });
+    const { ctx, tokens, srv } = await start(expiredBut('token-2'));
     const stream = open(ctx);
     const { data } = await collect(stream);
     expect(data.equals(DATA)).toBe(true);
@@ -271,11 +274,14 @@ describe('VerifiedFileStream', () => {
     expect(srv.requests.map((r) => r.headers.authorization)).toEqual(['Bearer token-1', 'Bearer token-2']);
   });
 
+  /** A handler answering every request 401 with `detail`. */
+  const always401 = (detail: string): Handler => (_req, res) => {
+    res.writeHead(401);
+    res.end(JSON.stringify({ detail }));
+  };
+
   it('a 401 right after a renewal is a race: fresh logins and more tries; 3 tokens refused in a row then a 4th is upstream_auth (not retryable)', async () => {
-    const { ctx, tokens, srv } = await start((_req, res) => {
-      res.writeHead(401);
-      res.end('{"detail":"Unauthorized"}');
-    });
+    const { ctx, tokens, srv } = await start(always401('Unauthorized'));
     const { err } = await failure(open(ctx));
     expect(err).toMatchObject({ code: 'upstream_auth', retryable: false, status: 401 });
     expect(srv.requests.map((r) => r.headers.authorization)).toEqual(['Bearer token-1', 'Bearer token-2', 'Bearer token-3', 'Bearer token-4']);
@@ -286,10 +292,7 @@ describe('VerifiedFileStream', () => {
   });
 
   it('tokens rejected as expired are renewed up to 8 times in a row and never count as a refused account', async () => {
-    const { ctx, tokens, srv } = await start((_req, res) => {
-      res.writeHead(401);
-      res.end('{"detail":"Expired signature!"}');
-    });
+    const { ctx, tokens, srv } = await start(always401('Expired signature!'));
     const { err } = await failure(open(ctx));
     expect(err).toMatchObject({ code: 'upstream_auth', retryable: true, status: 401 });
     expect(srv.requests).toHaveLength(9);
@@ -298,13 +301,7 @@ describe('VerifiedFileStream', () => {
   });
 
   it('three tokens expiring in a row are absorbed: the fourth streams the file', async () => {
-    const { ctx, tokens, srv } = await start((req, res) => {
-      if (req.headers.authorization !== 'Bearer token-4') {
-        res.writeHead(401);
-        return void res.end('{"detail":"Expired signature!"}');
-      }
-      return serveFile(req, res, DATA);
-    });
+    const { ctx, tokens, srv } = await start(expiredBut('token-4'));
     const stream = open(ctx);
     const { data } = await collect(stream);
     expect(data.equals(DATA)).toBe(true);
