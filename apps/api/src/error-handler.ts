@@ -115,7 +115,9 @@ export function clientErrorHandler(this: FastifyInstance, err: ConnectionError, 
       ? errorBody('invalid_payload', `${header} header: contains a character HTTP does not allow in a header value (a control character)`, header)
       : errorBody('invalid_payload', `malformed HTTP request: ${typeof reason === 'string' ? reason : err.message}`);
   }
-  this.log.info({ err, status, error: body.error }, 'request rejected by the HTTP parser');
+  // Never the error itself: Node attaches the whole rejected request (credentials included) as
+  // `rawPacket`. Its code and reason say what was wrong.
+  this.log.info({ code: err.code, reason: (err as { reason?: unknown }).reason, status, error: body.error }, 'request rejected by the HTTP parser');
   if (!socket.writable) {
     socket.destroy();
     return;

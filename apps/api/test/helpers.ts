@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
+import type { DestinationStream } from 'pino';
 import { createLogger, loadSettings, type Settings } from '@scenecache/core';
 import type { DB } from '@scenecache/db';
 import type { ObjectStore } from '@scenecache/storage';
@@ -93,6 +94,8 @@ export interface TestApiOptions {
   keyPresenceCacheMs?: number;
   /** The global bucket's store, for the admin routes that delete objects (none by default). */
   store?: ObjectStore;
+  /** Where the API's log lines go (with `LOG_LEVEL` from `env`, default silent). */
+  logDestination?: DestinationStream;
 }
 
 /** Build the API on a fresh database and queue prefix; `close()` releases everything. */
@@ -100,7 +103,7 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
   // A queue prefix of its own (unless given): no two tests share queue keys or rate-limit counters.
   const prefix = options.env?.QUEUE_PREFIX ?? `test-${randomUUID()}`;
   const settings = loadSettings({ LOG_LEVEL: 'silent', ...options.env, QUEUE_PREFIX: prefix });
-  const logger = createLogger('api-test', settings.logLevel);
+  const logger = createLogger('api-test', settings.logLevel, options.logDestination);
   const testDb: TestDatabase | undefined = options.db === undefined ? await createTestDatabase() : undefined;
   const db = options.db ?? testDb!.db;
   const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
