@@ -180,16 +180,11 @@ export class AdvisoryLocks {
         return undefined;
       }
       const lease = new SceneLease(client, sceneId, mode, this.heartbeatMs, this.logger);
+      // Tracked until released (a lost lease still holds its connection until then).
       this.leases.add(lease);
-      lease.signal.addEventListener('abort', () => this.leases.delete(lease), { once: true });
       lease.onRelease(() => this.leases.delete(lease));
       return lease;
     });
-  }
-
-  /** Leases held right now by this process. */
-  get heldLeases(): number {
-    return this.leases.size;
   }
 
   /**
