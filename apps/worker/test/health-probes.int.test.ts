@@ -111,8 +111,9 @@ describe('worker probes: liveness and readiness', () => {
     let port: number;
 
     beforeAll(async () => {
-      // Slow streams: the job holds its scene lock, band lock and upstream slot for ~10 s.
-      pw = await startProxiedWorker({ simOptions: { bytesPerSecond: 30_000 } }, { DEPENDENCY_LIVENESS_TIMEOUT_MS: String(LIVENESS_TIMEOUT_MS), REDIS_COMMAND_TIMEOUT_MS: '1000', JOB_LOCK_DURATION_MS: '30000' });
+      // Slow streams: the job holds its scene lock, band lock and upstream slot for ~27 s, far past
+      // the liveness bound (a stream that ended first released its locks itself: the flake of issue 18).
+      pw = await startProxiedWorker({ simOptions: { bytesPerSecond: 10_000 } }, { DEPENDENCY_LIVENESS_TIMEOUT_MS: String(LIVENESS_TIMEOUT_MS), REDIS_COMMAND_TIMEOUT_MS: '1000', JOB_LOCK_DURATION_MS: '30000' });
       ({ h, redisProxy, worker, port } = pw);
     });
     afterAll(async () => {
@@ -140,7 +141,7 @@ describe('worker probes: liveness and readiness', () => {
       await redisProxy.up();
       await until('liveness to come back', async () => (await get(port, WORKER_HTTP_PATHS.liveness)).status === 200, 30_000);
       await until('readiness to come back', async () => (await get(port, WORKER_HTTP_PATHS.readiness)).status === 200, 30_000);
-      const [row] = await h.waitForJobs([body.job_id!], 60_000);
+      const [row] = await h.waitForJobs([body.job_id!], 90_000);
       expect(row).toMatchObject({ status: 'completed', cache_status: 'downloaded', bands_downloaded: ['B02'] });
       expect(h.completedDownloads(PRODUCT, 'B02')).toBe(1);
       expect(worker.child.exitCode).toBeNull();
