@@ -56,7 +56,7 @@ const envSchema = z.object({
   RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(60_000),
   PRODUCT_NOT_FOUND_TTL_SECONDS: int(0, 604_800).default(3_600),
   UPSTREAM_INTEGRITY_TTL_SECONDS: int(0, 604_800).default(3_600),
-  REDIS_COMMAND_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  REDIS_COMMAND_TIMEOUT_MS: int(100, 600_000).default(30_000),
   DATABASE_QUERY_TIMEOUT_MS: int(100, 3_600_000).default(30_000),
   DEPENDENCY_LIVENESS_TIMEOUT_MS: int(1_000, 86_400_000).default(120_000),
   FAILPOINTS: z
@@ -144,8 +144,11 @@ export interface Settings {
    */
   readonly upstreamIntegrityTtlSeconds: number;
   /**
-   * Longest a worker's Redis command waits for its reply (ms); then it fails as an outage and the
-   * job is handed back. Blocking reads (BullMQ's) are bounded separately. @defaultValue 5000
+   * Longest a worker's own Redis command waits for its reply (ms); then it fails as an outage and
+   * the job is handed back. Longer than a typical blip on purpose: a shorter Redis outage is ridden
+   * out (commands wait for the reconnect) instead of cancelling the job's transfers in flight; a
+   * silent socket is caught sooner by the 20 s socket timeout. BullMQ's blocking reads are bounded
+   * separately. @defaultValue 30000
    */
   readonly redisCommandTimeoutMs: number;
   /**
