@@ -8,10 +8,14 @@ import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_dashboard_views.js';
 import * as m0003 from './0003_api_keys.js';
 import * as m0004 from './0004_upstream_engine.js';
+import * as m0005 from './0005_dashboard_reader_grants.js';
+
+export { STATS_READER_ROLE } from './0005_dashboard_reader_grants.js';
 
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_initial': m0001,
   '0002_dashboard_views': m0002,
   '0003_api_keys': m0003,
   '0004_upstream_engine': m0004,
+  '0005_dashboard_reader_grants': m0005,
 });

@@ -1,14 +1,14 @@
 /**
  * Issue 5 — migration rollback on a real, fresh database: every migration's `down()` undoes exactly
- * its `up()` (columns, views, indexes, constraints, triggers, functions compared through the
- * catalogs), `migrateTo` goes up and down to a named migration, `migrationStatus` lists what is
+ * its `up()` (columns, views, indexes, constraints, triggers, functions, comments and the grants
+ * to other roles compared through the catalogs; the dashboard reader role exists, as in compose), `migrateTo` goes up and down to a named migration, `migrationStatus` lists what is
  * applied, a database ahead of this release is left alone by `up` and refused by `down`/`to`, and
  * the compiled CLI (`npm run migrate -- down|to|status`) runs them and rejects bad arguments with
  * exit code 2 and a message naming the problem.
  */
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { migrations } from '@scenecache/migrations';
+import { migrations, STATS_READER_ROLE } from '@scenecache/migrations';
 import {
   createDb,
   dropDatabase,
@@ -19,6 +19,7 @@ import {
   migrateToLatest,
   migrationStatus,
   NO_MIGRATIONS_TARGET,
+  withMaintenanceClient,
 } from '@scenecache/db';
 import { spawnProcessGroup, testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
 
@@ -45,6 +46,7 @@ interface SchemaSnapshot {
   triggers: string[];
   functions: string[];
   comments: string[];
+  grants: string[];
 }
 
 /**
@@ -76,6 +78,9 @@ async function schemaSnapshot(url: string): Promise<SchemaSnapshot> {
         SELECT c.relname || ': ' || obj_description(c.oid, 'pg_class') AS line
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = 'public' AND obj_description(c.oid, 'pg_class') IS NOT NULL`),
+      grants: await lines(sql<{ line: string }>`
+        SELECT concat_ws(' | ', table_name, grantee, privilege_type) AS line
+        FROM information_schema.role_table_grants WHERE table_schema = 'public' AND grantee <> current_user`),
     };
   } finally {
     await db.destroy();
@@ -105,6 +110,8 @@ describe('down() of every migration', () => {
     expect(ALL.length).toBeGreaterThanOrEqual(3);
     expect(knownMigrationNames()).toEqual(ALL);
     const url = freshDatabaseUrl();
+    // The role the dashboard views are granted to, as the compose stack's init script makes it (cluster-wide; kept).
+    await withMaintenanceClient(url, (client) => client.query(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${STATS_READER_ROLE}') THEN CREATE ROLE ${STATS_READER_ROLE} NOLOGIN; END IF; END $$`));
 
     // Level i = the first i migrations applied; snapshots on the way up.
     const up: SchemaSnapshot[] = [];
@@ -116,7 +123,7 @@ describe('down() of every migration', () => {
       up.push(await schemaSnapshot(url));
     }
     // The snapshot sees what migrations create (a level that changed nothing would hide a bad down()).
-    expect(up[0]).toEqual({ columns: [], views: [], indexes: [], constraints: [], triggers: [], functions: [], comments: [] });
+    expect(up[0]).toEqual({ columns: [], views: [], indexes: [], constraints: [], triggers: [], functions: [], comments: [], grants: [] });
     for (let i = 1; i < up.length; i++) expect(up[i]).not.toEqual(up[i - 1]);
     const latest = up.at(-1)!;
     expect(latest.views.join('\n')).toMatch(/^cache_daily_stats: /m);
