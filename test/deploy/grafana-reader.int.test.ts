@@ -9,6 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { sql, type Kysely } from 'kysely';
+import type { DB } from '@scenecache/db';
 import { createDb, createDatabase, dropDatabase, migrateTo, migrateToLatest, withDatabaseName } from '@scenecache/db';
 import { testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
 import { REPO_ROOT } from './deployment-facts.js';
@@ -66,7 +67,7 @@ async function accessOf(url: string, role: string, relations: readonly string[])
   }
 }
 
-async function tablesOf(db: Kysely<unknown>): Promise<string[]> {
+async function tablesOf(db: Kysely<DB>): Promise<string[]> {
   const { rows } = await sql<{ name: string }>`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`.execute(db);
   return rows.map((r) => r.name);
 }

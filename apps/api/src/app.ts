@@ -18,7 +18,7 @@ import type { ObjectStore } from '@scenecache/storage';
 import { callDependency } from './dependency-call.js';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
 import { Authenticator } from './auth.js';
-import { clientErrorHandler, errorBody, registerErrorHandling } from './error-handler.js';
+import { clientErrorHandler, errorBody, frameworkErrors, registerErrorHandling, rejectNonUtf8Charset } from './error-handler.js';
 import { registerOpenApi } from './openapi.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
 import { registerAdminQueues } from './admin-queues.js';
@@ -39,9 +39,22 @@ export const BODY_LIMIT_BYTES = 256 * 1024;
 export interface ApiTimeouts extends DependencyTimeouts {
   /** Per readiness check. @defaultValue 2000 */
   readonly readinessMs: number;
+  /**
+   * The whole request (headers and body) must arrive within this; a client that stalls (declares
+   * `Content-Length: 100`, sends 8 bytes) gets 408 `request_timeout` and its connection closed,
+   * at most a quarter of it (≤ 5 s) late: Node checks its connections at that interval
+   * (`http.Server` `requestTimeout`, `connectionsCheckingInterval`). @defaultValue 30000
+   */
+  readonly requestMs: number;
 }
 
-const DEFAULT_TIMEOUTS: ApiTimeouts = Object.freeze({ postgresMs: 3_000, redisMs: 2_000, readinessMs: 2_000 });
+const DEFAULT_TIMEOUTS: ApiTimeouts = Object.freeze({ postgresMs: 3_000, redisMs: 2_000, readinessMs: 2_000, requestMs: 30_000 });
+
+/**
+ * Longest path parameter (characters) the router hands to a route; a longer one gets 414
+ * `uri_too_long`. Above every id's own limit, so a long id is told what is wrong with it (400).
+ */
+export const MAX_PATH_PARAM_LENGTH = 256;
 
 /** What the API runs on. The caller creates these and closes them after `app.close()`. */
 export interface ApiDeps {
@@ -98,13 +111,19 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     genReqId: requestId,
     // Requests arriving while the server closes get our JSON 503 (hook below), not Fastify's.
     return503OnClosing: false,
-    // Requests the HTTP parser rejects get our JSON error body too.
+    // Requests the HTTP parser rejects get our JSON error body too; so do URLs the router refuses.
     clientErrorHandler,
+    frameworkErrors,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_LENGTH },
+    requestTimeout: timeouts.requestMs,
+    http: { headersTimeout: timeouts.requestMs, connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(timeouts.requestMs / 4))) },
   });
   app.setValidatorCompiler(zodValidatorCompiler);
   app.setSerializerCompiler(zodSerializerCompiler);
   // JSON only: a text/plain body is 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
+  // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset is refused, not misread.
+  app.addHook('onRequest', rejectNonUtf8Charset);
   registerErrorHandling(app);
 
   const readiness = new Readiness(

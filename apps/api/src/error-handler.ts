@@ -6,12 +6,13 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import contentType from 'content-type';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { isDependencyUnavailable, ScenecacheError, type ErrorCode } from '@scenecache/core';
 
 /** Error codes of API replies: the domain's, plus HTTP-level ones. */
-export type ApiErrorCode = ErrorCode | 'invalid_json' | 'payload_too_large' | 'unsupported_media_type' | 'method_not_allowed' | 'request_timeout' | 'headers_too_large';
+export type ApiErrorCode = ErrorCode | 'invalid_json' | 'payload_too_large' | 'unsupported_media_type' | 'method_not_allowed' | 'request_timeout' | 'headers_too_large' | 'uri_too_long';
 
 /** The error reply body. */
 export interface ApiErrorBody {
@@ -81,6 +82,53 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     return reply.code(404).send(errorBody('not_found', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
+}
+
+/**
+ * Fastify's `frameworkErrors`: URLs its router refuses before any route or hook runs get the API's
+ * JSON error body instead of Fastify's `{error, code, message, statusCode}`:
+ * - `FST_ERR_BAD_URL` (invalid percent-encoding, e.g. `%E0%A4%A`): 400 `invalid_payload`;
+ * - `FST_ERR_MAX_PARAM_LENGTH` (a path parameter over {@link MAX_PATH_PARAM_LENGTH} characters):
+ *   414 `uri_too_long`.
+ * The path is not echoed (it is the client's own input, possibly huge).
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  let status = 400;
+  let body: ApiErrorBody;
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    status = 414;
+    body = errorBody('uri_too_long', 'a path segment of the URL is too long');
+  } else if (error.code === 'FST_ERR_BAD_URL') {
+    body = errorBody('invalid_payload', 'the URL path holds invalid percent-encoding');
+  } else {
+    ({ status, body } = toErrorReply(error));
+  }
+  request.log.info({ code: error.code, status, error: body.error }, 'request rejected by the router');
+  void reply.code(status).send(body);
+}
+
+/**
+ * `onRequest` hook: a request body declared in a charset other than UTF-8
+ * (`Content-Type: application/json; charset=utf-16`) is refused with 415 `unsupported_media_type`
+ * — JSON exchanged between systems must be UTF-8 (RFC 8259 §8.1), and the body parser would read
+ * it as UTF-8 anyway. `charset=utf-8` (any case, quoted or not) and no charset pass; a
+ * Content-Type that does not parse is left to the body parser (415 too).
+ */
+export function rejectNonUtf8Charset(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  const header = request.headers['content-type'];
+  if (header !== undefined) {
+    let charset: string | undefined;
+    try {
+      charset = contentType.parse(header).parameters.charset;
+    } catch {
+      charset = undefined;
+    }
+    if (charset !== undefined && charset.toLowerCase() !== 'utf-8') {
+      void reply.code(415).send(errorBody('unsupported_media_type', `the body must be UTF-8 JSON (Content-Type: application/json; charset=utf-8), not charset ${JSON.stringify(charset.slice(0, 40))}`));
+      return;
+    }
+  }
+  done();
 }
 
 /** The header whose value Node's parser stopped in (`bytesParsed` points at the bad byte). */

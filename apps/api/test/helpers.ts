@@ -4,6 +4,7 @@
  * check. Everything is injected into `buildApp` exactly as `main.ts` does it.
  */
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
@@ -56,6 +57,32 @@ export async function httpRequest(baseUrl: string, method: string, path: string,
   const text = await res.text();
   const parsed = text === '' ? {} : (JSON.parse(text) as Record<string, unknown>);
   return { status: res.status, body: parsed, headers: Object.fromEntries(res.headers) };
+}
+
+/**
+ * Send `raw` bytes over a new socket and read the reply until the server closes the connection,
+ * or until `timeoutMs` (then the socket is destroyed and `closedByServer` is false).
+ * @returns the reply as latin1 text and how long the server took to close (ms).
+ */
+export async function rawRequest(baseUrl: string, raw: Buffer, timeoutMs = 5_000): Promise<{ reply: string; closedByServer: boolean; ms: number }> {
+  const { hostname, port } = new URL(baseUrl);
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      socket.destroy();
+    }, timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ reply: Buffer.concat(chunks).toString('latin1'), closedByServer: !timedOut, ms: Date.now() - started });
+    });
+    socket.on('error', reject);
+    socket.write(raw);
+  });
 }
 
 /** A running test API and its resources. */

@@ -7,29 +7,11 @@
  * decoded (JSON strings, byte arrays such as a Buffer's `data`) and searched for each key as
  * text, hex, base64 (every alignment) and percent-encoding.
  */
-import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { createApiKey } from '@scenecache/db';
-import { startTestApi, type TestApi } from './helpers.js';
+import { rawRequest, startTestApi, type TestApi } from './helpers.js';
 
 const ADMIN_KEY = 'admin-key-0123456789-SECRET-abcdef';
-
-/** Send `raw` bytes and read the reply until the server closes (or 5 s). */
-async function rawRequest(baseUrl: string, raw: Buffer): Promise<string> {
-  const { hostname, port } = new URL(baseUrl);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => socket.destroy(), 5_000);
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('latin1'));
-    });
-    socket.on('error', reject);
-    socket.write(raw);
-  });
-}
 
 /** Every form a secret could take in a log line. */
 function encodingsOf(secret: string): string[] {
@@ -95,7 +77,7 @@ describe('no secret reaches the API log', () => {
     const secret = key();
     const from = lines.length;
     for (const [what, raw, reply] of requests(secret)) {
-      const answer = await rawRequest(api.baseUrl, raw);
+      const { reply: answer } = await rawRequest(api.baseUrl, raw);
       expect({ what, status: answer.split('\r\n')[0] }).toEqual({ what, status: expect.stringMatching(reply) as unknown });
       // The reply itself carries no credential back either.
       expect(answer).not.toContain(secret);

@@ -13,6 +13,13 @@ import type { Queryable } from './database.js';
 import { decodePageCursor, encodePageCursor, invalidCursor } from './page-cursor.js';
 import type { CacheStatusColumn, DownloadJobRow, JobStatusColumn, NewDownloadJobRow } from './schema.js';
 
+/**
+ * What a job id may look like: 1–100 of `A–Z a–z 0–9 . _ -`, starting with a letter or digit. The
+ * API makes UUIDs; a BullMQ job id may hold no `:`. Ids from clients (path, cursor) are checked
+ * against it before any query, so no control character or NUL reaches Postgres.
+ */
+export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
 /** Input of {@link insertQueuedJob}. */
 export interface NewQueuedJob {
   /** Job id, also used as the BullMQ job id (no `:`, not an integer). */
@@ -178,7 +185,7 @@ function decodeCursor(cursor: string): CursorPosition {
   // Round-trip, so 2026-02-30 (which Date.parse rolls over to March) never reaches Postgres.
   const ms = Date.parse(enqueuedAt);
   if (Number.isNaN(ms) || new Date(ms).toISOString().slice(0, 23) !== enqueuedAt.slice(0, 23)) throw invalidCursor();
-  if (typeof id !== 'string' || id.length === 0 || id.length > 200) throw invalidCursor();
+  if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) throw invalidCursor();
   return { enqueuedAt, id };
 }
 

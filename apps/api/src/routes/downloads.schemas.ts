@@ -3,7 +3,7 @@
  * (headers, path, query string). Query values arrive as strings and are coerced.
  */
 import { z } from 'zod';
-import { MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT } from '@scenecache/db';
+import { JOB_ID_PATTERN, MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT } from '@scenecache/db';
 import { parseProductName, ScenecacheError } from '@scenecache/core';
 
 /**
@@ -18,7 +18,7 @@ export const enqueueHeadersSchema = z.looseObject({
 
 /** `/v1/downloads/:id` */
 export const jobParamsSchema = z.strictObject({
-  id: z.string().min(1).max(200),
+  id: z.string().regex(JOB_ID_PATTERN, 'must be a job id (1–100 letters, digits, ".", "_" or "-", as POST /v1/downloads returned it)'),
 });
 
 const ISO_INSTANT_RE = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
