@@ -80,6 +80,8 @@ export async function startBenchEnvironment(options: BenchEnvironmentOptions = {
     CDSE_PASSWORD: sim.credentials.password,
     WORKER_METRICS_PORT: '0',
     LOG_LEVEL: process.env.BENCH_WORKER_LOG_LEVEL ?? 'info',
+    // The API these start is a local one for the run: no keys.
+    AUTH_MODE: 'open',
     ...options.env,
   };
   const settings = loadSettings(env);

@@ -73,8 +73,6 @@ export interface ApiDeps {
   readonly checks?: Readonly<Record<string, ReadinessCheck>>;
   /** @defaultValue postgres 3000, redis 2000, readiness 2000 */
   readonly timeouts?: Partial<ApiTimeouts>;
-  /** How long "does any API key exist" is cached (ms), see auth.ts. @defaultValue 5000 */
-  readonly keyPresenceCacheMs?: number;
   /**
    * The global bucket's object store, for the admin routes that delete objects (band
    * invalidation, cleanup). `main.ts` always passes it; without it those routes answer 503.
@@ -174,11 +172,11 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     onEnqueued: (jobs) => metrics.jobsEnqueued(jobs),
   });
   const auth = new Authenticator({
+    mode: deps.settings.authMode,
     adminApiKey: deps.settings.adminApiKey,
     db: deps.db,
     postgresMs: timeouts.postgresMs,
     logger: deps.logger,
-    keyPresenceCacheMs: deps.keyPresenceCacheMs,
   });
   app.decorateRequest('principal', null);
   void app.register(healthRoutes, { readiness });

@@ -5,10 +5,11 @@
  * compared in constant time, no database lookup) or a key of the `api_keys` table (looked up by its
  * SHA-256; a row with a `tenant_id` is a tenant key, one without is an admin key).
  *
- * Auth is enforced when `ADMIN_API_KEY` is set or any unrevoked key exists in `api_keys` (that
- * answer is cached per process for {@link AuthOptions.keyPresenceCacheMs}, 5 s). With neither, the
- * API runs open ("dev mode"): every request is let through as {@link OPEN_PRINCIPAL}, an
- * `Authorization` header is ignored, and a warning is logged.
+ * `AUTH_MODE` decides, once, at start (settings.ts): `keys` (the default) enforces a key on every
+ * `/v1` request — with no `ADMIN_API_KEY` and no key in `api_keys` every request is 401, never
+ * open; `open` (demo, local development) lets every request through as {@link OPEN_PRINCIPAL} and
+ * ignores an `Authorization` header. Nothing at run time (a key count, a revocation) changes the
+ * mode, and a request that never passed the auth hook has no principal and may do nothing.
  *
  * What a principal may do (checked by the routes through the helpers below):
  * - admin / open: everything;
@@ -28,7 +29,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { ScenecacheError, type Logger } from '@scenecache/core';
-import { API_KEY_TOUCH_INTERVAL_MS, findActiveKeyByHash, hasActiveApiKeys, hashApiKey, touchApiKey, type DB } from '@scenecache/db';
+import { API_KEY_TOUCH_INTERVAL_MS, findActiveKeyByHash, hashApiKey, touchApiKey, type DB } from '@scenecache/db';
 import { callDependency } from './dependency-call.js';
 import { toErrorReply } from './error-handler.js';
 
@@ -38,10 +39,10 @@ export type Principal =
   | { readonly kind: 'admin'; readonly keyId: string | null }
   /** A tenant key: sees and enqueues only `tenantId`. */
   | { readonly kind: 'tenant'; readonly keyId: string; readonly tenantId: string }
-  /** Auth is off (no admin key, no keys): may do everything. */
+  /** `AUTH_MODE=open`: may do everything. */
   | { readonly kind: 'open' };
 
-/** The principal of every request while auth is off. */
+/** The principal of every request under `AUTH_MODE=open`. */
 export const OPEN_PRINCIPAL: Principal = Object.freeze({ kind: 'open' });
 
 declare module 'fastify' {
@@ -53,14 +54,14 @@ declare module 'fastify' {
 
 /** Options of {@link Authenticator}. */
 export interface AuthOptions {
+  /** `AUTH_MODE`: `keys` enforces a key on every request, `open` checks none. */
+  readonly mode: 'keys' | 'open';
   /** `ADMIN_API_KEY`, if set. */
   readonly adminApiKey: string | undefined;
   readonly db: Kysely<DB>;
   /** Deadline of a key lookup (ms). */
   readonly postgresMs: number;
   readonly logger: Logger;
-  /** How long "does any active key exist" is cached (ms). @defaultValue 5000 */
-  readonly keyPresenceCacheMs?: number;
 }
 
 /** The `WWW-Authenticate` challenge of a 401. */
@@ -86,48 +87,25 @@ function digest(value: string): Buffer {
 /** Resolves the principal of each `/v1` request; one per app. */
 export class Authenticator {
   private readonly adminDigest: Buffer | undefined;
-  private readonly cacheMs: number;
-  private presence: { value: boolean; at: number } | undefined;
-  private lastMode: 'open' | 'enforced' | undefined;
 
   constructor(private readonly options: AuthOptions) {
+    if (options.mode === 'open' && options.adminApiKey !== undefined) throw new Error('AUTH_MODE=open checks no key: ADMIN_API_KEY must be unset');
     this.adminDigest = options.adminApiKey === undefined ? undefined : digest(options.adminApiKey);
-    this.cacheMs = options.keyPresenceCacheMs ?? 5_000;
   }
 
-  /**
-   * Whether auth is enforced now: `ADMIN_API_KEY` is set, or an active key exists (cached).
-   * Logs a warning whenever the API (re)enters open mode.
-   *
-   * @throws ScenecacheError `service_unavailable` when Postgres cannot answer.
-   */
-  async enforced(): Promise<boolean> {
-    if (this.adminDigest !== undefined) return true;
-    const now = Date.now();
-    if (this.presence === undefined || now - this.presence.at >= this.cacheMs) {
-      const value = await callDependency('Postgres', this.options.postgresMs, () => hasActiveApiKeys(this.options.db));
-      this.presence = { value, at: now };
-    }
-    const mode = this.presence.value ? 'enforced' : 'open';
-    if (mode !== this.lastMode) {
-      if (mode === 'open') {
-        this.options.logger.warn('AUTH DISABLED: no ADMIN_API_KEY and no API keys: /v1 is open to anyone (dev mode). Set ADMIN_API_KEY or create a key with `npm run keys -- create`.');
-      } else if (this.lastMode !== undefined) {
-        this.options.logger.info('API keys exist: Bearer auth is enforced on /v1');
-      }
-      this.lastMode = mode;
-    }
-    return this.presence.value;
+  /** Whether requests need a key (`AUTH_MODE=keys`). */
+  get enforced(): boolean {
+    return this.options.mode === 'keys';
   }
 
   /**
    * The principal of a request.
    *
    * @throws ScenecacheError `unauthorized` (401) for a missing, malformed, unknown or revoked key
-   *   while auth is enforced; `service_unavailable` (503) when Postgres cannot answer.
+   *   under `AUTH_MODE=keys`; `service_unavailable` (503) when Postgres cannot answer.
    */
   async authenticate(request: FastifyRequest): Promise<Principal> {
-    if (!(await this.enforced())) return OPEN_PRINCIPAL;
+    if (!this.enforced) return OPEN_PRINCIPAL;
     const header = request.headers.authorization;
     if (header === undefined || header === '') throw unauthorized('missing Authorization: Bearer <API key>');
     const match = BEARER_RE.exec(header);
@@ -173,11 +151,11 @@ export class Authenticator {
    * {@link adminUiCredential}). Browsers resend Basic credentials for every URL under the page.
    *
    * @throws ScenecacheError `unauthorized` (401) for missing, malformed, unknown or revoked
-   *   credentials while auth is enforced; `forbidden` (403) for a tenant key;
+   *   credentials under `AUTH_MODE=keys`; `forbidden` (403) for a tenant key;
    *   `service_unavailable` (503) when Postgres cannot answer.
    */
   async authenticateAdminUi(request: FastifyRequest): Promise<Principal> {
-    if (!(await this.enforced())) return OPEN_PRINCIPAL;
+    if (!this.enforced) return OPEN_PRINCIPAL;
     const header = request.headers.authorization;
     if (header === undefined || header === '') throw unauthorized('log in with an admin API key: any user name, the key as password (or send Authorization: Bearer <admin key>)');
     const secret = adminUiCredential(header);
@@ -235,12 +213,18 @@ export function adminUiCredential(header: string): string | undefined {
   return secret === '' ? undefined : secret;
 }
 
-/** The request's principal; routes without the auth hook count as open. */
-function principalOf(request: FastifyRequest): Principal {
-  return request.principal ?? OPEN_PRINCIPAL;
+/**
+ * The request's principal, as the auth hook set it.
+ *
+ * @throws ScenecacheError `unauthorized` (401) when the request never passed the auth hook (a
+ *   route registered outside the `/v1` scope that asks who is calling): fails closed, never open.
+ */
+export function principalOf(request: FastifyRequest): Principal {
+  if (request.principal === null || request.principal === undefined) throw unauthorized('this route did not authenticate the request');
+  return request.principal;
 }
 
-/** @throws ScenecacheError `forbidden` (403) unless the caller is an admin (or auth is off). */
+/** @throws ScenecacheError `forbidden` (403) unless the caller is an admin (or `AUTH_MODE=open`); `unauthorized` (401) without a principal. */
 export function requireAdmin(request: FastifyRequest): void {
   if (principalOf(request).kind === 'tenant') throw forbidden('this route needs an admin key');
 }

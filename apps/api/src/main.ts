@@ -50,12 +50,10 @@ async function main(settings: Settings): Promise<void> {
   );
 
   await app.listen({ host: settings.apiHost, port: settings.apiPort });
-  if (settings.adminApiKey === undefined) {
-    // The auth hook re-checks (cached 5 s) on every request; this only makes dev mode loud at start.
-    const keys = await hasActiveApiKeys(db).catch(() => undefined);
-    if (keys === false) {
-      logger.warn('AUTH DISABLED: ADMIN_API_KEY is not set and no API key exists: /v1 is open to anyone (dev mode). Set ADMIN_API_KEY or run `npm run keys -- create --admin`.');
-    }
+  if (settings.authMode === 'open') {
+    logger.warn('AUTH_MODE=open: /v1 is open to anyone, no key is checked (demo and local development only)');
+  } else if (settings.adminApiKey === undefined && (await hasActiveApiKeys(db).catch(() => undefined)) === false) {
+    logger.warn('AUTH_MODE=keys and no key exists yet: every /v1 request is 401 until you create one (npm run keys -- create --admin) or set ADMIN_API_KEY');
   }
 }
 

@@ -137,14 +137,14 @@ describe('with ADMIN_API_KEY and key rows', () => {
   });
 });
 
-describe('open dev mode, Redis through a proxy', () => {
+describe('AUTH_MODE=open, Redis through a proxy', () => {
   let api: TestApi;
   let proxy: TcpProxy;
 
   beforeAll(async () => {
     const target = new URL(TEST_REDIS_URL);
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
-    api = await startTestApi({ redisUrl: proxy.rewrite(TEST_REDIS_URL), keyPresenceCacheMs: 0 });
+    api = await startTestApi({ redisUrl: proxy.rewrite(TEST_REDIS_URL), env: { AUTH_MODE: 'open' } });
     await until('the API connected to Redis', () => api.redis.status === 'ready', 10_000);
   });
   afterAll(async () => {

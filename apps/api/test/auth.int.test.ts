@@ -14,6 +14,9 @@ import {
   revokeApiKey,
   touchApiKey,
 } from '@scenecache/db';
+import type { FastifyRequest } from 'fastify';
+import { loadSettings } from '@scenecache/core';
+import { canSeeTenant, requireAdmin, requireTenants, scopeTenant } from '../src/auth.js';
 import { L1C, L2A, startTestApi, type TestApi, type TestReply } from './helpers.js';
 
 const ADMIN_API_KEY = 'test-admin-key-0123456789';
@@ -54,27 +57,66 @@ async function completedJob(api: TestApi, tenantId: string, bytes: number): Prom
   );
 }
 
-describe('without ADMIN_API_KEY and without keys (dev mode)', () => {
+describe('AUTH_MODE=keys (the default) without ADMIN_API_KEY', () => {
   let api: TestApi;
   beforeAll(async () => {
-    api = await startTestApi({ keyPresenceCacheMs: 0 });
+    api = await startTestApi({ env: { AUTH_MODE: 'keys' } });
   });
   afterAll(async () => {
     await api.close();
   });
 
-  it('is open; the first active key turns auth on, revoking the last one turns it off', async () => {
-    const open = await api.request('POST', '/v1/downloads', { json: { tenant_id: 'acme', scene_id: L2A } });
-    expect(open.status).toBe(202);
-    // An Authorization header is ignored while open.
-    expect((await api.request('GET', '/v1/downloads', { headers: bearer('whatever') })).status).toBe(200);
+  it('fails closed: 401 with no key at all, the first key works, revoking the last key leaves it closed', async () => {
+    // No ADMIN_API_KEY, no key in api_keys: nobody is let in (it used to be open "dev mode").
+    expectUnauthorized(await api.request('POST', '/v1/downloads', { json: { tenant_id: 'acme', scene_id: L2A } }));
+    expectUnauthorized(await api.request('GET', '/v1/downloads', { headers: bearer('whatever') }));
+    expectUnauthorized(await api.request('GET', '/v1/fleet'));
+    expect((await api.request('GET', '/admin/queues')).status).toBe(401);
+    expect(await api.rowCount()).toBe(0);
 
     const { row, secret } = await createApiKey(api.db, { tenantId: 'acme' });
     expectUnauthorized(await api.request('GET', '/v1/downloads'));
     expect((await api.request('GET', '/v1/downloads', { headers: bearer(secret) })).status).toBe(200);
 
+    // Revoking the last key does not open the API (it used to, silently).
     await revokeApiKey(api.db, row.id);
+    expectUnauthorized(await api.request('GET', '/v1/downloads'));
+    expectUnauthorized(await api.request('GET', '/v1/downloads', { headers: bearer(secret) }));
+    expectUnauthorized(await api.request('POST', '/v1/downloads', { json: { tenant_id: 'acme', scene_id: L2A } }));
+    expect(await api.rowCount()).toBe(0);
+  });
+});
+
+describe('AUTH_MODE=open', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await startTestApi({ env: { AUTH_MODE: 'open' } });
+  });
+  afterAll(async () => {
+    await api.close();
+  });
+
+  it('is open only because it says so: keys in api_keys change nothing, an Authorization header is ignored', async () => {
+    expect((await api.request('POST', '/v1/downloads', { json: { tenant_id: 'acme', scene_id: L2A } })).status).toBe(202);
+    await createApiKey(api.db, { tenantId: 'acme' });
     expect((await api.request('GET', '/v1/downloads')).status).toBe(200);
+    expect((await api.request('GET', '/v1/downloads', { headers: bearer('whatever') })).status).toBe(200);
+    expect((await api.request('POST', '/v1/admin/cache/invalidate', { json: { scene_id: L2A, dry_run: true } })).status).toBe(200);
+  });
+
+  it('cannot be combined with ADMIN_API_KEY: the settings refuse it', () => {
+    expect(() => loadSettings({ AUTH_MODE: 'open', ADMIN_API_KEY })).toThrow(/AUTH_MODE=open checks no key/);
+    expect(() => loadSettings({ AUTH_MODE: 'none' })).toThrow(/AUTH_MODE/);
+    expect(loadSettings({}).authMode).toBe('keys');
+  });
+});
+
+describe('a route that never authenticated', () => {
+  it('has no principal: the permission checks refuse it (401), never treat it as open', () => {
+    const request = { principal: null } as unknown as FastifyRequest;
+    for (const check of [() => requireAdmin(request), () => requireTenants(request, ['acme']), () => canSeeTenant(request, 'acme'), () => scopeTenant(request, undefined)]) {
+      expect(check).toThrow(expect.objectContaining({ code: 'unauthorized', httpStatus: 401 }) as Error);
+    }
   });
 });
 

@@ -115,10 +115,8 @@ export interface TestApiOptions {
   db?: Kysely<DB>;
   checks?: Record<string, ReadinessCheck>;
   timeouts?: Partial<ApiTimeouts>;
-  /** More settings (environment variables), e.g. `ADMIN_API_KEY`. */
+  /** More settings (environment variables), e.g. `ADMIN_API_KEY`. `AUTH_MODE` defaults to `keys` with an `ADMIN_API_KEY`, else `open`. */
   env?: Record<string, string>;
-  /** How long the API caches "does any API key exist" (ms). @defaultValue 5000 */
-  keyPresenceCacheMs?: number;
   /** The global bucket's store, for the admin routes that delete objects (none by default). */
   store?: ObjectStore;
   /** Where the API's log lines go (with `LOG_LEVEL` from `env`, default silent). */
@@ -129,7 +127,9 @@ export interface TestApiOptions {
 export async function startTestApi(options: TestApiOptions = {}): Promise<TestApi> {
   // A queue prefix of its own (unless given): no two tests share queue keys or rate-limit counters.
   const prefix = options.env?.QUEUE_PREFIX ?? `test-${randomUUID()}`;
-  const settings = loadSettings({ LOG_LEVEL: 'silent', ...options.env, QUEUE_PREFIX: prefix });
+  // Open unless the test gives an admin key or a mode: most tests are about something else than auth.
+  const authMode = options.env?.ADMIN_API_KEY === undefined ? 'open' : 'keys';
+  const settings = loadSettings({ LOG_LEVEL: 'silent', AUTH_MODE: authMode, ...options.env, QUEUE_PREFIX: prefix });
   const logger = createLogger('api-test', settings.logLevel, options.logDestination);
   const testDb: TestDatabase | undefined = options.db === undefined ? await createTestDatabase() : undefined;
   const db = options.db ?? testDb!.db;
@@ -137,7 +137,7 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
   const redis = createProducerRedis(redisUrl, logger);
   const queue = createDownloadQueue(redis, prefix, logger);
   if (redisUrl === TEST_REDIS_URL) await queue.waitUntilReady();
-  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts, keyPresenceCacheMs: options.keyPresenceCacheMs, store: options.store });
+  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts, store: options.store });
   const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 
   return {

@@ -23,6 +23,11 @@ export interface DemoEnvironment {
   apiUrl: string;
   /** Present when the upstream is the simulator. */
   sim: CdseSim | undefined;
+  /**
+   * The key the demo's requests carry (`SCENECACHE_API_KEY`, else `ADMIN_API_KEY`); `undefined`
+   * when its API runs `AUTH_MODE=open`.
+   */
+  apiKey: string | undefined;
   /** Whether the cache started empty (fresh database). */
   freshCache: boolean;
   logDir: string;
@@ -103,6 +108,12 @@ export async function startDemoEnvironment(options: DemoEnvironmentOptions): Pro
     env.EMBEDDED_S3_DIR = s3Dir;
     log(`s3: embedded s3rver on 127.0.0.1:${env.EMBEDDED_S3_PORT}, data in ${s3Dir}`);
   }
+  // Auth: with a key given, the API enforces keys and the demo sends it; without one, the demo's
+  // own API runs open (it listens on 127.0.0.1 only).
+  const apiKey = env.SCENECACHE_API_KEY || env.ADMIN_API_KEY || undefined;
+  env.AUTH_MODE ||= apiKey === undefined ? 'open' : 'keys';
+  if (env.AUTH_MODE === 'keys' && apiKey === undefined) throw new Error('AUTH_MODE=keys needs a key for the demo: set SCENECACHE_API_KEY (a key from npm run keys) or ADMIN_API_KEY');
+  log(`auth: ${env.AUTH_MODE === 'open' ? 'AUTH_MODE=open (no key given)' : `AUTH_MODE=keys, requests carry ${env.SCENECACHE_API_KEY ? 'SCENECACHE_API_KEY' : 'ADMIN_API_KEY'}`}`);
   env.QUEUE_PREFIX ??= `scenecache-demo-${Date.now()}`;
   env.LOG_LEVEL ??= 'info';
   env.API_PORT = String(await freePort());
@@ -123,7 +134,7 @@ export async function startDemoEnvironment(options: DemoEnvironmentOptions): Pro
     if (!env.S3_ENDPOINT) env.S3_ENDPOINT = `http://127.0.0.1:${env.EMBEDDED_S3_PORT}`;
     for (let i = 1; i <= options.workers; i++) children.push(spawnLogged(`worker-${i}`, 'apps/worker/dist/main.js', env, logDir));
     log(`api: ${apiUrl}; ${options.workers} worker processes; logs in ${logDir}`);
-    return { env, apiUrl, sim, freshCache, logDir, stop };
+    return { env, apiUrl, apiKey, sim, freshCache, logDir, stop };
   } catch (err) {
     await stop();
     throw err;

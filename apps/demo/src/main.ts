@@ -37,10 +37,13 @@ const { values: args } = parseArgs({
 const t0 = Date.now();
 const log = (line: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
 
-async function enqueue(apiUrl: string, requests: readonly DemoRequest[]): Promise<string[]> {
+/** The Authorization header of the demo's requests (none when its API runs open). */
+const authHeaders = (apiKey: string | undefined): Record<string, string> => (apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` });
+
+async function enqueue(apiUrl: string, apiKey: string | undefined, requests: readonly DemoRequest[]): Promise<string[]> {
   return Promise.all(
     requests.map(async (r) => {
-      const res = await fetch(`${apiUrl}/v1/downloads`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r) });
+      const res = await fetch(`${apiUrl}/v1/downloads`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(apiKey) }, body: JSON.stringify(r) });
       const body = (await res.json()) as { job_id?: string; error?: { code: string; message: string } };
       if (res.status !== 202 || !body.job_id) throw new Error(`enqueue ${r.tenant_id} ${r.scene_id} → ${res.status} ${JSON.stringify(body)}`);
       return body.job_id;
@@ -48,12 +51,14 @@ async function enqueue(apiUrl: string, requests: readonly DemoRequest[]): Promis
   );
 }
 
-async function fetchJobs(apiUrl: string, ids: ReadonlySet<string>): Promise<JobView[]> {
+async function fetchJobs(apiUrl: string, apiKey: string | undefined, ids: ReadonlySet<string>): Promise<JobView[]> {
   const jobs: JobView[] = [];
   let cursor: string | null = null;
   do {
     const url: string = `${apiUrl}/v1/downloads?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const page = (await (await fetch(url)).json()) as { items: JobView[]; next_cursor: string | null };
+    const res = await fetch(url, { headers: authHeaders(apiKey) });
+    if (res.status !== 200) throw new Error(`GET /v1/downloads → ${res.status} ${await res.text()}`);
+    const page = (await res.json()) as { items: JobView[]; next_cursor: string | null };
     jobs.push(...page.items.filter((j) => ids.has(j.job_id)));
     cursor = page.next_cursor;
   } while (cursor);
@@ -72,7 +77,7 @@ async function main(): Promise<number> {
   const store = new ObjectStore(createS3Client(settings));
   const db = createDb(settings.databaseUrl, { max: 2 });
   try {
-    const ids = await enqueue(envr.apiUrl, requests);
+    const ids = await enqueue(envr.apiUrl, envr.apiKey, requests);
     const idSet = new Set(ids);
     log(`enqueued ${ids.length} jobs through POST /v1/downloads`);
 
@@ -80,7 +85,7 @@ async function main(): Promise<number> {
     const deadline = Date.now() + Number(args['timeout-s']) * 1000;
     let last = '';
     for (;;) {
-      jobs = await fetchJobs(envr.apiUrl, idSet);
+      jobs = await fetchJobs(envr.apiUrl, envr.apiKey, idSet);
       const count = (s: JobView['status']) => jobs.filter((j) => j.status === s).length;
       const done = count('completed') + count('failed');
       const sim = envr.sim?.counters();

@@ -84,6 +84,8 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
     JOB_STALLED_INTERVAL_MS: '1000',
     JOB_BACKOFF_MS: '100',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // The API these start is a local one for the run: no keys.
+    AUTH_MODE: 'open',
     ...options.env,
   };
   const settings = loadSettings(env);

@@ -68,6 +68,7 @@ const envSchema = z.object({
   API_HOST: z.string().min(1).default('0.0.0.0'),
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
   ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  AUTH_MODE: z.enum(['keys', 'open']).default('keys'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -170,6 +171,13 @@ export interface Settings {
   readonly apiHost: string;
   readonly workerMetricsPort: number;
   readonly adminApiKey: string | undefined;
+  /**
+   * `keys` (the default): every `/v1` request needs a Bearer key — `ADMIN_API_KEY` or a key of
+   * `api_keys`; with neither configured, every `/v1` request is 401 (never open). `open` (demo,
+   * local development only): no key is asked for or checked, every caller is an admin; it cannot
+   * be combined with `ADMIN_API_KEY`. Only this setting turns auth off: no key count, no revocation.
+   */
+  readonly authMode: 'keys' | 'open';
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -193,6 +201,9 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     throw new ScenecacheError('invalid_settings', `invalid settings:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.AUTH_MODE === 'open' && e.ADMIN_API_KEY !== undefined) {
+    throw new ScenecacheError('invalid_settings', 'invalid settings:\n  AUTH_MODE=open checks no key: unset ADMIN_API_KEY, or set AUTH_MODE=keys');
+  }
   if ((e.CDSE_USERNAME === undefined) !== (e.CDSE_PASSWORD === undefined)) {
     throw new ScenecacheError('invalid_settings', 'invalid settings:\n  CDSE_USERNAME and CDSE_PASSWORD must be set together');
   }
@@ -244,6 +255,7 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     apiHost: e.API_HOST,
     workerMetricsPort: e.WORKER_METRICS_PORT,
     adminApiKey: e.ADMIN_API_KEY,
+    authMode: e.AUTH_MODE,
     logLevel: e.LOG_LEVEL,
   });
 }
