@@ -89,13 +89,26 @@ export interface MetricsSource {
   readonly contentType: string;
 }
 
+/** How many ports after the default {@link startHealthServer} tries when it may move on. */
+export const HEALTH_PORT_FALLBACKS = 32;
+
 /**
  * Listen on `port` (0 = any free port); resolves with the server and the bound port.
  * `/healthz` and `/readyz` answer 200 with the probe's reply when its status is `ok`, else 503.
  * @param metrics - served at `GET /metrics`; without it `/metrics` is 404.
- * @throws when the port cannot be bound (e.g. EADDRINUSE).
+ * @param nextFree - when the port is taken (EADDRINUSE), try the next ones, up to
+ *   {@link HEALTH_PORT_FALLBACKS} of them: for the default port, so several local workers start
+ *   side by side (`npm run worker` twice). Off for a port set on purpose (Kubernetes probes and
+ *   Prometheus expect exactly that port).
+ * @throws when the port (or, with `nextFree`, every port tried) cannot be bound (EADDRINUSE, EACCES).
  */
-export async function startHealthServer(port: number, probes: WorkerProbes, host = '0.0.0.0', metrics?: MetricsSource): Promise<{ server: Server; port: number }> {
+export async function startHealthServer(
+  port: number,
+  probes: WorkerProbes,
+  host = '0.0.0.0',
+  metrics?: MetricsSource,
+  nextFree = false,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'GET' && path === WORKER_HTTP_PATHS.metrics && metrics) {
@@ -121,9 +134,19 @@ export async function startHealthServer(port: number, probes: WorkerProbes, host
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ error: { code: 'not_found', message: `${req.method} ${req.url} not found` } }));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  return { server, port: (server.address() as AddressInfo).port };
+  const last = nextFree && port !== 0 ? Math.min(65535, port + HEALTH_PORT_FALLBACKS) : port;
+  for (let candidate = port; ; candidate++) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(candidate, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      return { server, port: (server.address() as AddressInfo).port };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || candidate >= last) throw err;
+    }
+  }
 }

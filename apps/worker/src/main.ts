@@ -20,7 +20,11 @@ async function main(): Promise<void> {
   let closing = false;
   // Liveness stays 200 through the drain; readiness turns 503 as soon as the shutdown begins.
   const probes = workerProbes({ shuttingDown: () => closing, worker: runtime.worker, redis: runtime.connection, dependencies: runtime.dependencies });
-  const health = await startHealthServer(settings.workerMetricsPort, probes, '0.0.0.0', runtime.metrics);
+  // The default port moves on when taken (several local workers); a port set on purpose is strict.
+  const health = await startHealthServer(settings.workerMetricsPort, probes, '0.0.0.0', runtime.metrics, !settings.workerMetricsPortSet);
+  if (health.port !== settings.workerMetricsPort && settings.workerMetricsPort !== 0) {
+    logger.warn({ healthPort: health.port, defaultPort: settings.workerMetricsPort }, `the default WORKER_METRICS_PORT ${settings.workerMetricsPort} is taken: /healthz, /readyz and /metrics listen on ${health.port}`);
+  }
   logger.info({ healthPort: health.port }, 'health endpoint listening');
 
   installShutdown(

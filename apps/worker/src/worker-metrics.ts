@@ -11,7 +11,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { queueDepthGauge, type DownloadJobResult, type Logger, type QueueCounts } from '@scenecache/core';
 
 /** What a job waited for when it got out of the way (`scenecache_lock_waits_total{reason}`). */
-export type LockWaitReason = 'scene' | 'band' | 'upstream-slot' | 'upstream-budget';
+export const LOCK_WAIT_REASONS = ['scene', 'band', 'upstream-slot', 'upstream-budget'] as const;
+export type LockWaitReason = (typeof LOCK_WAIT_REASONS)[number];
 
 /** Where the scrape-time gauges read from. */
 export interface WorkerMetricsSources {
@@ -80,6 +81,14 @@ export class WorkerMetrics {
       help: 'Job runs handed back to the queue without spending an attempt because Postgres, Redis or S3 was unavailable (or an advisory-lock session died with it).',
       registers,
     });
+    // Every labelled series exists from the start at 0: increase()/rate() see a process's first
+    // failure (a series born at 1 has no earlier sample to grow from, so it would count 0).
+    for (const cacheStatus of ['reused', 'downloaded'] as const) {
+      this.#jobs.inc({ status: 'completed', cache_status: cacheStatus }, 0);
+      this.#duration.zero({ cache_status: cacheStatus });
+    }
+    this.#jobs.inc({ status: 'failed', cache_status: 'none' }, 0);
+    for (const reason of LOCK_WAIT_REASONS) this.#lockWaits.inc({ reason }, 0);
     if (!sources) return;
 
     const { queue, logger } = sources;

@@ -14,7 +14,9 @@
  * - a worker whose BullMQ job loop has stopped while no shutdown was asked for fails liveness
  *   (503, `checks.job_loop: fail`), so Kubernetes restarts it; the same stopped loop during a
  *   shutdown keeps liveness at 200 and readiness says `shutting_down`;
- * - unknown paths answer 404, and `/metrics` is 404 when no metrics source is given.
+ * - unknown paths answer 404, and `/metrics` is 404 when no metrics source is given;
+ * - two workers started with the defaults on one machine both start (the second moves to the next
+ *   free port and says so), while a port set on purpose stays strict: a taken one fails the start.
  */
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -192,5 +194,35 @@ describe('worker probes: liveness and readiness', () => {
         expect(await get(port, path)).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
       }
     });
+  });
+});
+
+describe('the health port of several workers on one machine', () => {
+  let h: PipelineHarness;
+  beforeAll(async () => {
+    h = await startPipelineHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('with WORKER_METRICS_PORT unset, a second worker moves to the next free port; set, a taken port fails the start', async () => {
+    // '' = unset (the default port, 9464, or the next free one after it).
+    const first = h.spawnWorker({ WORKER_METRICS_PORT: '' });
+    const firstPort = (await first.waitForLog((l) => l.msg === 'health endpoint listening', 30_000)).healthPort as number;
+    const second = h.spawnWorker({ WORKER_METRICS_PORT: '' });
+    const secondPort = (await second.waitForLog((l) => l.msg === 'health endpoint listening', 30_000)).healthPort as number;
+    expect(firstPort).toBeGreaterThanOrEqual(9464);
+    expect(secondPort).toBeGreaterThan(firstPort);
+    expect(second.logs.find((l) => l.level === 40 && l.healthPort === secondPort && l.defaultPort === 9464)).toBeDefined();
+    for (const port of [firstPort, secondPort]) expect((await get(port, WORKER_HTTP_PATHS.liveness)).status).toBe(200);
+
+    // A port set on purpose is that port or nothing.
+    const strict = h.spawnWorker({ WORKER_METRICS_PORT: String(firstPort) });
+    const exit = await strict.exited;
+    expect(exit.code).not.toBe(0);
+    expect(strict.logs.some((l) => l.msg === 'health endpoint listening')).toBe(false);
+    expect(first.child.exitCode).toBeNull();
+    await h.killSpawnedWorkers();
   });
 });

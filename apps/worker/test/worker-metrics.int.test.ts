@@ -32,6 +32,21 @@ describe('worker /metrics', () => {
     await h?.close();
   }, 60_000);
 
+  it('has every labelled series at 0 from the start, so the first failure shows in increase()', async () => {
+    const samples = parseMetricSamples(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+    const series = (name: string) => samples.filter((s) => s.name === name).map((s) => ({ labels: s.labels, value: s.value }));
+    expect(series('scenecache_jobs_total')).toEqual(
+      expect.arrayContaining([
+        { labels: { status: 'completed', cache_status: 'reused' }, value: 0 },
+        { labels: { status: 'completed', cache_status: 'downloaded' }, value: 0 },
+        { labels: { status: 'failed', cache_status: 'none' }, value: 0 },
+      ]),
+    );
+    expect(series('scenecache_jobs_total')).toHaveLength(3);
+    expect(series('scenecache_lock_waits_total').map((s) => [s.labels.reason, s.value]).sort()).toEqual([['band', 0], ['scene', 0], ['upstream-budget', 0], ['upstream-slot', 0]]);
+    for (const cacheStatus of ['reused', 'downloaded']) expect(metricValue(samples, 'scenecache_job_duration_seconds_count', { cache_status: cacheStatus })).toBe(0);
+  });
+
   it('reports a download job and a reuse job exactly', async () => {
     const level = parseProductName(SCENE).level;
     const files = await h.sim.productFiles(SCENE);
@@ -55,10 +70,10 @@ describe('worker /metrics', () => {
     const samples = parseMetricSamples(text);
     const v = (name: string, labels: Record<string, string> = {}) => metricValue(samples, name, labels);
 
-    // Jobs by status and cache_status; no failure series.
+    // Jobs by status and cache_status; no failure.
     expect(v('scenecache_jobs_total', { status: 'completed', cache_status: 'downloaded' })).toBe(1);
     expect(v('scenecache_jobs_total', { status: 'completed', cache_status: 'reused' })).toBe(1);
-    expect(samples.filter((s) => s.name === 'scenecache_jobs_total' && s.labels.status === 'failed')).toEqual([]);
+    expect(v('scenecache_jobs_total', { status: 'failed', cache_status: 'none' })).toBe(0);
 
     // Duration histogram: one observation per cache_status, its sum the job's duration_ms.
     for (const row of [downloaded!, reused!]) {
@@ -83,7 +98,7 @@ describe('worker /metrics', () => {
     expect(v('scenecache_delivered_bytes_total')).toBe(2 * manifestBytes);
 
     // One job at a time: nobody waited.
-    expect(samples.filter((s) => s.name === 'scenecache_lock_waits_total')).toEqual([]);
+    expect(samples.filter((s) => s.name === 'scenecache_lock_waits_total').map((s) => s.value)).toEqual([0, 0, 0, 0]);
 
     // Scrape-time gauges: the queue is drained, no slot is held, the limit is the setting.
     for (const state of ['waiting', 'delayed', 'prioritized', 'active']) expect(v('scenecache_queue_jobs', { state })).toBe(0);

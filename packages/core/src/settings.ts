@@ -170,6 +170,11 @@ export interface Settings {
   readonly apiPort: number;
   readonly apiHost: string;
   readonly workerMetricsPort: number;
+  /**
+   * Whether `WORKER_METRICS_PORT` was set. Unset, a worker whose default port is taken uses the
+   * next free one (and logs it); set, the port is strict (a taken port fails the start).
+   */
+  readonly workerMetricsPortSet: boolean;
   readonly adminApiKey: string | undefined;
   /**
    * `keys` (the default): every `/v1` request needs a Bearer key — `ADMIN_API_KEY` or a key of
@@ -254,6 +259,7 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     apiPort: e.API_PORT,
     apiHost: e.API_HOST,
     workerMetricsPort: e.WORKER_METRICS_PORT,
+    workerMetricsPortSet: relevant.WORKER_METRICS_PORT !== undefined,
     adminApiKey: e.ADMIN_API_KEY,
     authMode: e.AUTH_MODE,
     logLevel: e.LOG_LEVEL,
