@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { loadSettings } from '@scenecache/core';
+import { commandFailure, loadSettings, parseCommandLine, UsageError } from '@scenecache/core';
 import type { Figure, ScenarioResult } from './scenario.js';
 import { SCENARIOS } from './scenarios/index.js';
 
@@ -49,28 +49,19 @@ interface BenchReport {
   scenarios: ScenarioRecord[];
 }
 
-function usage(message: string): never {
-  console.error(`${message}\nusage: node bench/dist/main.js [--quick] [--only id,id] [--out FILE]\nscenarios: ${SCENARIOS.map((s) => s.id).join(', ')}`);
-  process.exit(2);
-}
+const USAGE = `usage: npm run bench [-- --quick] [--only id,id] [--out FILE]
+Runs the scenarios (each against a baseline taken in the same run) and writes bench/results/latest.{json,md}
+(quick.json / only.json with --quick / --only, or FILE).
+scenarios: ${SCENARIOS.map((s) => s.id).join(', ')}`;
 
+/** @throws UsageError naming what is wrong with the command line. */
 function parseArgs(argv: readonly string[]): Options {
-  let quick = false;
-  let only: string[] | undefined;
-  let out: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const value = (): string => argv[++i] ?? usage(`${arg} needs a value`);
-    if (arg === '--quick') quick = true;
-    else if (arg === '--only') only = value().split(',').map((s) => s.trim()).filter(Boolean);
-    else if (arg.startsWith('--only=')) only = arg.slice(7).split(',').map((s) => s.trim()).filter(Boolean);
-    else if (arg === '--out') out = value();
-    else if (arg.startsWith('--out=')) out = arg.slice(6);
-    else if (arg === '--help' || arg === '-h') usage('');
-    else usage(`unknown argument ${arg}`);
-  }
+  const { values } = parseCommandLine(argv, { usage: USAGE, options: { quick: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' } } });
+  const quick = values.quick === true;
+  const only = typeof values.only === 'string' ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+  const out = typeof values.out === 'string' ? values.out : undefined;
   const unknown = only?.filter((id) => !SCENARIOS.some((s) => s.id === id)) ?? [];
-  if (unknown.length > 0) usage(`unknown scenario ${unknown.join(', ')}`);
+  if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')} (scenarios: ${SCENARIOS.map((s) => s.id).join(', ')})`);
   const name = quick ? 'quick.json' : only ? 'only.json' : 'latest.json';
   return { quick, only, out: resolve(out ?? resolve(ROOT, 'bench/results', name)) };
 }
@@ -264,7 +255,8 @@ main().then(
   // Exit explicitly: a scenario that leaked a handle must not keep the run alive.
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error('bench failed:', err);
-    process.exit(1);
+    const { code, message } = commandFailure('scenecache bench', err);
+    console.error(message);
+    process.exit(code);
   },
 );

@@ -1,13 +1,18 @@
 /**
  * The API process (`npm run api`): settings, Postgres pool, producer Redis connection and queue,
  * S3 client for the readiness check, the Fastify app on API_HOST:API_PORT, and an ordered shutdown.
+ * Exit codes (core cli.ts): 2 for bad arguments or settings (one line), 1 when it cannot start.
  */
-import { createLogger, loadSettings, type Settings } from '@scenecache/core';
+import { createLogger, loadSettings, parseCommandLine, runCommand, type Settings } from '@scenecache/core';
 import { createDb, hasActiveApiKeys } from '@scenecache/db';
 import { createS3Client, ObjectStore, resolveS3Endpoint } from '@scenecache/storage';
 import { buildApp } from './app.js';
 import { createDownloadQueue, createProducerRedis } from './download-queue.js';
 import { installShutdown } from './shutdown.js';
+
+const USAGE = `usage: npm run api
+Serves the HTTP API on API_HOST:API_PORT (default 0.0.0.0:8080) until SIGTERM or SIGINT.
+Settings come from the environment (README, "Settings"): DATABASE_URL, REDIS_URL, S3_*, AUTH_MODE, ADMIN_API_KEY, …`;
 
 /** Key HEADed in the global bucket by `/readyz`: any answer but an error proves S3 serves us. */
 const S3_PROBE_KEY = '.scenecache-readyz';
@@ -57,14 +62,7 @@ async function main(settings: Settings): Promise<void> {
   }
 }
 
-let settings: Settings;
-try {
-  settings = loadSettings();
-} catch (err) {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-}
-main(settings).catch((err: unknown) => {
-  console.error('api failed to start:', err);
-  process.exit(1);
+runCommand('scenecache api', async () => {
+  parseCommandLine(process.argv.slice(2), { usage: USAGE });
+  await main(loadSettings());
 });

@@ -10,11 +10,41 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { startCdseSim, type CdseSim } from '@scenecache/cdse-sim';
-import { dropDatabase, migrateToLatest } from '@scenecache/db';
+import { createDatabase, dropDatabase, migrateToLatest, quoteIdentifier, withMaintenanceClient } from '@scenecache/db';
+import { UsageError } from '@scenecache/core';
 import { freePort, killProcessGroup, spawnProcessGroup } from '@scenecache/testing';
 
 /** The repository root (apps/demo/dist → ../../..). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+
+/** The database the demo uses when DATABASE_URL is unset; recreated on every run. */
+export const DEMO_DATABASE_URL = 'postgres://root@127.0.0.1:5432/scenecache_demo';
+
+/** The comment that marks a database as the demo's own (`COMMENT ON DATABASE`): only such a database is ever dropped. */
+export const DEMO_DATABASE_MARK = 'scenecache demo database: npm run demo drops and recreates it on every run';
+
+/**
+ * A fresh demo database at `url`: an existing one is dropped only when it carries
+ * {@link DEMO_DATABASE_MARK} (the demo made it); the new one is created and marked.
+ *
+ * @throws UsageError when a database of that name exists without the mark (someone else's data:
+ *   the demo refuses to touch it).
+ */
+export async function recreateDemoDatabase(url: string): Promise<void> {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  const existing = await withMaintenanceClient(url, async (client) => {
+    const { rows } = await client.query<{ mark: string | null }>('SELECT shobj_description(oid, $2) AS mark FROM pg_database WHERE datname = $1', [name, 'pg_database']);
+    return rows[0];
+  });
+  if (existing !== undefined) {
+    if (existing.mark !== DEMO_DATABASE_MARK) {
+      throw new UsageError(`database ${name} on ${new URL(url).host} exists and was not made by the demo: it is left alone. Drop it yourself, or set DATABASE_URL to the database the demo should use`);
+    }
+    await dropDatabase(url);
+  }
+  await createDatabase(url);
+  await withMaintenanceClient(url, (client) => client.query(`COMMENT ON DATABASE ${quoteIdentifier(name)} IS '${DEMO_DATABASE_MARK}'`));
+}
 
 /** What {@link startDemoEnvironment} started. */
 export interface DemoEnvironment {
@@ -95,8 +125,8 @@ export async function startDemoEnvironment(options: DemoEnvironmentOptions): Pro
 
   const freshCache = !env.DATABASE_URL;
   if (freshCache) {
-    env.DATABASE_URL = 'postgres://root@127.0.0.1:5432/scenecache_demo';
-    await dropDatabase(env.DATABASE_URL);
+    env.DATABASE_URL = DEMO_DATABASE_URL;
+    await recreateDemoDatabase(env.DATABASE_URL);
   }
   const { applied } = await migrateToLatest(env.DATABASE_URL!);
   log(`database: ${env.DATABASE_URL!.replace(/\/\/[^@]*@/, '//')} (${freshCache ? 'fresh' : 'existing'}; ${applied.length} migration(s) applied)`);

@@ -15,24 +15,29 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import { createS3Client, ObjectStore } from '@scenecache/storage';
-import { findBandFile, loadSettings, parseProductName, resolveBand, type SafeFile } from '@scenecache/core';
+import { findBandFile, loadSettings, numberOption, parseCommandLine, parseProductName, resolveBand, runCommand, UsageError, type SafeFile } from '@scenecache/core';
 import { createDb, findScene } from '@scenecache/db';
 import { demoRequests, distinctPairs, type DemoRequest } from './demo-plan.js';
 import { REPO_ROOT, startDemoEnvironment } from './demo-environment.js';
 import { fmtMB, jobTable, verifyTenantObjects, type DemoSummary, type JobView } from './demo-report.js';
 
-const { values: args } = parseArgs({
-  options: {
-    json: { type: 'string' },
-    workers: { type: 'string', default: '2' },
-    'size-scale': { type: 'string', default: '1' },
-    'timeout-s': { type: 'string', default: '900' },
-    screenshot: { type: 'string' },
-  },
-});
+const USAGE = `usage: npm run demo [-- options]
+Runs the whole system on this machine (cdse-sim, a fresh demo database, embedded S3, the API and
+workers), enqueues 48 jobs of 8 tenants through the API, and checks the invariants.
+  --workers N        worker processes (1-16, default 2)
+  --size-scale X     simulator file sizes x X (0.0001-1, default 1 = real sizes)
+  --timeout-s N      give up after N seconds (10-86400, default 900)
+  --json FILE        write {summary, jobs} to FILE
+  --screenshot FILE  save a PNG of the dashboard once every job has finished (needs chromium)
+Environment: DATABASE_URL (default: the demo's own scenecache_demo database, recreated each run),
+CDSE_USERNAME/CDSE_PASSWORD (default: the simulator), S3_ENDPOINT (default: embedded s3rver),
+SCENECACHE_API_KEY or ADMIN_API_KEY (the API then enforces keys and the demo sends it).
+Exit codes: 0 every invariant holds, 1 one is broken or the run failed, 2 bad usage or settings.`;
+
+const OPTIONS = { json: { type: 'string' }, workers: { type: 'string' }, 'size-scale': { type: 'string' }, 'timeout-s': { type: 'string' }, screenshot: { type: 'string' } } as const;
 
 const t0 = Date.now();
 const log = (line: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
@@ -66,8 +71,12 @@ async function fetchJobs(apiUrl: string, apiKey: string | undefined, ids: Readon
 }
 
 async function main(): Promise<number> {
-  const workers = Number(args.workers);
-  const sizeScale = Number(args['size-scale']);
+  const line = parseCommandLine(process.argv.slice(2), { usage: USAGE, options: OPTIONS });
+  const args = { json: line.values.json as string | undefined, screenshot: line.values.screenshot as string | undefined };
+  const workers = numberOption(line, 'workers', 1, 16) ?? 2;
+  if (!Number.isInteger(workers)) throw new UsageError('--workers must be a whole number');
+  const sizeScale = numberOption(line, 'size-scale', 0.0001, 1) ?? 1;
+  const timeoutS = numberOption(line, 'timeout-s', 10, 86_400) ?? 900;
   const requests = demoRequests(resolve(REPO_ROOT, 'fixtures/cdse/sentinel2_products.tsv'));
   const pairs = distinctPairs(requests);
   log(`scenecache demo: ${requests.length} jobs (${new Set(requests.map((r) => r.tenant_id)).size} tenants × ${new Set(requests.map((r) => r.scene_id)).size} products), ${pairs.size} distinct (product, band) pairs`);
@@ -82,7 +91,7 @@ async function main(): Promise<number> {
     log(`enqueued ${ids.length} jobs through POST /v1/downloads`);
 
     let jobs: JobView[] = [];
-    const deadline = Date.now() + Number(args['timeout-s']) * 1000;
+    const deadline = Date.now() + timeoutS * 1000;
     let last = '';
     for (;;) {
       jobs = await fetchJobs(envr.apiUrl, envr.apiKey, idSet);
@@ -171,7 +180,7 @@ async function main(): Promise<number> {
       const out = resolve(args.screenshot);
       const cli = resolve(REPO_ROOT, 'apps/api/dist/dashboard/dashboard-screenshot.cli.js');
       try {
-        await promisify(execFile)(process.execPath, [cli, '--url', envr.apiUrl, '--out', out], { timeout: 60_000 });
+        await promisify(execFile)(process.execPath, [cli, '--url', envr.apiUrl, '--out', out], { timeout: 60_000, env: { ...process.env, ...(envr.apiKey === undefined ? {} : { API_KEY: envr.apiKey }) } });
         log(`wrote the dashboard screenshot ${out}`);
       } catch (err) {
         const stderr = (err as { stderr?: string }).stderr?.trim();
@@ -187,10 +196,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error('demo failed:', err);
-    process.exit(2);
-  },
-);
+runCommand('scenecache demo', main);

@@ -17,6 +17,7 @@ export * from './safe-manifest.js';
 export * from './tenant-id.js';
 export * from './download-job.js';
 export * from './settings.js';
+export * from './cli.js';
 export * from './logger.js';
 export * from './failpoint.js';
 export * from './queue-depth.js';

@@ -11,6 +11,8 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const url = z.string().url();
+/** A URL of one of `protocols` (e.g. `['postgres:', 'postgresql:']`). */
+const urlOf = (protocols: readonly string[]) => url.refine((v) => !URL.canParse(v) || protocols.includes(new URL(v).protocol), `must be a ${protocols.map((p) => `${p}//`).join(' or ')} URL`);
 const checksumMode = z.enum(['WHEN_SUPPORTED', 'WHEN_REQUIRED']);
 
 /** Real CDSE endpoints (documentation.dataspace.copernicus.eu: "OData", "Access token"). */
@@ -21,9 +23,9 @@ export const CDSE_DEFAULTS = Object.freeze({
 });
 
 const envSchema = z.object({
-  DATABASE_URL: url.default('postgres://root@127.0.0.1:5432/scenecache'),
-  LOCK_DATABASE_URL: url.optional(),
-  REDIS_URL: url.default('redis://127.0.0.1:6379'),
+  DATABASE_URL: urlOf(['postgres:', 'postgresql:']).default('postgres://root@127.0.0.1:5432/scenecache'),
+  LOCK_DATABASE_URL: urlOf(['postgres:', 'postgresql:']).optional(),
+  REDIS_URL: urlOf(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
   QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('scenecache'),
   S3_ENDPOINT: url.optional(),
   S3_REGION: z.string().min(1).default('us-east-1'),
@@ -189,6 +191,29 @@ export interface Settings {
 /** Every environment variable {@link loadSettings} reads (for docs and manifest checks). */
 export const SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
 
+/** Settings whose value is a credential: never echoed in an error. */
+const SECRET_SETTING_RE = /PASSWORD|SECRET|_KEY|TOKEN|TOTP/;
+
+/**
+ * ` (got "…")` for a setting's error line: the value as given, so a typo is visible — never a
+ * credential's value, and a URL's password replaced by `***`; long values are cut at 80 characters.
+ */
+function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return '';
+  if (SECRET_SETTING_RE.test(name) && !/_(URL|MS|SECONDS|BYTES)$/.test(name)) return ' (the value is not shown: it is a credential)';
+  let shown = value;
+  if (name.endsWith('_URL')) {
+    try {
+      const url = new URL(value);
+      if (url.password !== '') url.password = '***';
+      shown = url.href;
+    } catch {
+      shown = value.replace(/\/\/([^:/@]*):[^@]*@/, '//$1:***@');
+    }
+  }
+  return ` (got ${JSON.stringify(shown.length > 80 ? `${shown.slice(0, 80)}…` : shown)})`;
+}
+
 /**
  * Parse settings from an environment. Empty strings count as unset.
  *
@@ -202,7 +227,7 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
   }
   const parsed = envSchema.safeParse(relevant);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}${shownValue(String(i.path[0]), relevant[String(i.path[0])])}`);
     throw new ScenecacheError('invalid_settings', `invalid settings:\n${lines.join('\n')}`);
   }
   const e = parsed.data;

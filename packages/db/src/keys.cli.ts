@@ -7,11 +7,10 @@
  * - `list`: every key (id, display prefix, tenant or `admin`, name, created, last used, revoked).
  * - `revoke <id>`: the key is refused from the next request on.
  *
- * `--json` prints machine-readable JSON instead. Exit codes: 0 done, 1 failed (database error,
- * no such key), 2 usage error.
+ * `--json` prints machine-readable JSON instead; `--help` the usage. Exit codes (core cli.ts): 0
+ * done, 1 failed (database error, no such key), 2 usage error or invalid settings (one line).
  */
-import { parseArgs } from 'node:util';
-import { loadSettings, tenantBucketName, ValidationError, type Settings } from '@scenecache/core';
+import { loadSettings, parseCommandLine, runCommand, tenantBucketName, UsageError, ValidationError, type CommandLine, type Settings } from '@scenecache/core';
 import { createApiKey, listApiKeys, revokeApiKey } from './api-key.repository.js';
 import { createDb } from './database.js';
 import type { ApiKeyRow } from './schema.js';
@@ -22,8 +21,6 @@ const USAGE = `usage: npm run keys -- create --tenant <tenant_id> [--name <text>
        npm run keys -- revoke <key id> [--json]`;
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-class UsageError extends Error {}
 
 /** A key as printed (no hash, no secret). */
 function view(row: ApiKeyRow): Record<string, string | null> {
@@ -38,13 +35,14 @@ function view(row: ApiKeyRow): Record<string, string | null> {
   };
 }
 
-async function run(argv: string[], settings: Settings): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { tenant: { type: 'string' }, admin: { type: 'boolean' }, name: { type: 'string' }, json: { type: 'boolean' } },
-  });
-  const [command, ...rest] = positionals;
+/** Parse and check the command line. @throws UsageError naming what is wrong. */
+function parseCommand(argv: readonly string[]): CommandLine {
+  return parseCommandLine(argv, { usage: USAGE, allowPositionals: true, options: { tenant: { type: 'string' }, admin: { type: 'boolean' }, name: { type: 'string' }, json: { type: 'boolean' } } });
+}
+
+async function run(line: CommandLine, settings: Settings): Promise<number> {
+  const values = line.values as { tenant?: string; admin?: boolean; name?: string; json?: boolean };
+  const [command, ...rest] = line.positionals;
   const json = values.json === true;
   const out = (value: unknown, text: string) => console.log(json ? JSON.stringify(value, null, 2) : text);
 
@@ -52,7 +50,14 @@ async function run(argv: string[], settings: Settings): Promise<number> {
     if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
     if ((values.tenant === undefined) === (values.admin !== true)) throw new UsageError('create needs exactly one of --tenant <id> or --admin');
     // The same rules as the API's tenant ids: a key for a tenant no request could name is useless.
-    if (values.tenant !== undefined) tenantBucketName(values.tenant, settings.tenantBucketPrefix);
+    if (values.tenant !== undefined) {
+      try {
+        tenantBucketName(values.tenant, settings.tenantBucketPrefix);
+      } catch (err) {
+        if (err instanceof ValidationError) throw new UsageError(`--tenant: ${err.message}`);
+        throw err;
+      }
+    }
   } else if (command === 'revoke') {
     if (rest.length !== 1 || !UUID_RE.test(rest[0]!)) throw new UsageError('revoke needs one key id (a UUID, see `list`)');
   } else if (command === 'list') {
@@ -91,21 +96,8 @@ async function run(argv: string[], settings: Settings): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  let settings: Settings;
-  try {
-    settings = loadSettings();
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
-    return 1;
-  }
-  try {
-    return await run(process.argv.slice(2), settings);
-  } catch (err) {
-    const usage = err instanceof UsageError || err instanceof ValidationError || (err as { code?: unknown }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION';
-    console.error(err instanceof Error ? err.message : String(err));
-    if (usage) console.error(USAGE);
-    return usage ? 2 : 1;
-  }
+  const line = parseCommand(process.argv.slice(2));
+  return run(line, loadSettings());
 }
 
-process.exitCode = await main();
+runCommand('scenecache keys', main);

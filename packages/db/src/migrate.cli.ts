@@ -9,11 +9,10 @@
  * - `status [--json]`: every migration, applied (with when) or pending, and applied migrations
  *   this release does not know.
  *
- * Exit codes: 0 done, 1 failed (database unreachable, a migration failed), 2 usage error (the
- * message names the problem and the usage is printed; nothing is run).
+ * Exit codes (core cli.ts): 0 done, 1 failed (database unreachable, a migration failed), 2 usage
+ * error or invalid settings (one line naming the problem; nothing is run). `--help` prints the usage.
  */
-import { parseArgs } from 'node:util';
-import { createLogger, loadSettings, type Settings } from '@scenecache/core';
+import { createLogger, loadSettings, parseCommandLine, runCommand, UsageError } from '@scenecache/core';
 import { knownMigrationNames, migrateDown, migrateTo, migrateToLatest, migrationStatus, NO_MIGRATIONS_TARGET, type MigrationState } from './migrate.js';
 import { redactUrl } from './database-admin.js';
 
@@ -22,21 +21,12 @@ const USAGE = `usage: npm run migrate [-- up]             migrate DATABASE_URL t
        npm run migrate -- to <name>|none   migrate up or down to <name>; none reverts every migration
        npm run migrate -- status [--json]  list migrations: applied (when) or pending`;
 
-class UsageError extends Error {}
-
 /** What to run, from the command line. */
-type Command = { kind: 'up' } | { kind: 'down' } | { kind: 'to'; target: string } | { kind: 'status'; json: boolean } | { kind: 'help' };
+type Command = { kind: 'up' } | { kind: 'down' } | { kind: 'to'; target: string } | { kind: 'status'; json: boolean };
 
 /** @throws UsageError naming the problem. */
 function parseCommand(argv: string[]): Command {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { down: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
-  } catch (err) {
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
-  const { values, positionals } = parsed;
-  if (values.help === true) return { kind: 'help' };
+  const { values, positionals } = parseCommandLine(argv, { usage: USAGE, allowPositionals: true, options: { down: { type: 'boolean' }, json: { type: 'boolean' } } });
   const [name = values.down === true ? 'down' : 'up', ...rest] = positionals;
   if (values.down === true && name !== 'down') throw new UsageError(`--down cannot be combined with ${name}`);
   if (values.json === true && name !== 'status') throw new UsageError('--json is an option of status only');
@@ -53,7 +43,8 @@ function parseCommand(argv: string[]): Command {
       return { kind: 'status', json: values.json === true };
     case 'help':
       noMore();
-      return { kind: 'help' };
+      console.log(USAGE);
+      return process.exit(0);
     case 'to': {
       const [target, ...extra] = rest;
       if (target === undefined) throw new UsageError(`to needs a migration name: one of ${[...knownMigrationNames(), NO_MIGRATIONS_TARGET].join(', ')}`);
@@ -77,25 +68,8 @@ function statusTable(states: readonly MigrationState[]): string {
 }
 
 async function main(): Promise<number> {
-  let command: Command;
-  try {
-    command = parseCommand(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    console.error(`${err.message}\n${USAGE}`);
-    return 2;
-  }
-  if (command.kind === 'help') {
-    console.log(USAGE);
-    return 0;
-  }
-  let settings: Settings;
-  try {
-    settings = loadSettings();
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
-    return 1;
-  }
+  const command = parseCommand(process.argv.slice(2));
+  const settings = loadSettings();
   const logger = createLogger('migrate', settings.logLevel).child({ url: redactUrl(settings.databaseUrl) });
   try {
     switch (command.kind) {
@@ -129,5 +103,5 @@ async function main(): Promise<number> {
   }
 }
 
-// exitCode, not exit(): let pino flush before the process ends.
-process.exitCode = await main();
+// The exit code is set, not exit() called: pino flushes before the process ends.
+runCommand('scenecache migrate', main);

@@ -140,10 +140,11 @@ describe('npm run migrate (migrate.cli.js)', () => {
     expect(await appliedMigrations(url)).toEqual(ALL.slice(0, -1));
   });
 
-  it('exits non-zero with the error message on failure', async () => {
+  it('exits non-zero with the error message on failure: 2 for bad settings, 1 when the database fails', async () => {
     const bad = await runCli({ DATABASE_URL: 'not a url' });
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.output).toContain('DATABASE_URL');
+    expect(bad.output).toContain('(got "not a url")');
 
     const url = new URL(testDatabaseUrl('whatever'));
     url.port = '1';

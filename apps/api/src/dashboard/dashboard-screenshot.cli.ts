@@ -11,22 +11,22 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { loadSettings } from '@scenecache/core';
+import { loadSettings, parseCommandLine, runCommand } from '@scenecache/core';
 import { screenshotDashboard } from './dashboard-browser.js';
 
 /** The repository root (apps/api/{src,dist}/dashboard → ../../../..). */
 const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
+const USAGE = `usage: node apps/api/dist/dashboard/dashboard-screenshot.cli.js [--url URL] [--out FILE]
+Saves a PNG of the dashboard page at URL (default API_URL, else http://127.0.0.1:API_PORT) to FILE
+(default docs/dashboard.png), in headless Chromium; API_KEY is sent when the API enforces keys.`;
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { url: { type: 'string' }, out: { type: 'string' } } });
-  const baseUrl = values.url ?? process.env.API_URL ?? `http://127.0.0.1:${loadSettings().apiPort}`;
-  const out = resolve(values.out ?? resolve(REPO_ROOT, 'docs/dashboard.png'));
+  const { values } = parseCommandLine(process.argv.slice(2), { usage: USAGE, options: { url: { type: 'string' }, out: { type: 'string' } } });
+  const baseUrl = (values.url as string | undefined) ?? process.env.API_URL ?? `http://127.0.0.1:${loadSettings().apiPort}`;
+  const out = resolve((values.out as string | undefined) ?? resolve(REPO_ROOT, 'docs/dashboard.png'));
   await screenshotDashboard({ baseUrl, out, apiKey: process.env.API_KEY });
   console.log(`wrote ${out} (dashboard of ${baseUrl})`);
 }
 
-main().catch((err: unknown) => {
-  console.error('dashboard screenshot failed:', err instanceof Error ? err.message : err);
-  process.exitCode = 1;
-});
+runCommand('dashboard screenshot', main);
