@@ -30,7 +30,8 @@ import { fleetRoutes } from './routes/fleet.routes.js';
 import { downloadsRoutes } from './routes/downloads.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
 import { ApiMetrics, registerMetrics } from './routes/metrics.routes.js';
-import { zodSerializerCompiler, zodValidatorCompiler } from './zod-validation.js';
+import { serializerCompiler } from 'fastify-type-provider-zod';
+import { zodValidatorCompiler } from './zod-validation.js';
 
 /** Largest request body (bytes); larger bodies get 413 `payload_too_large`. A full batch is ~20 KiB. */
 export const BODY_LIMIT_BYTES = 256 * 1024;
@@ -117,7 +118,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     http: { headersTimeout: timeouts.requestMs, connectionsCheckingInterval: Math.max(100, Math.min(5_000, Math.floor(timeouts.requestMs / 4))) },
   });
   app.setValidatorCompiler(zodValidatorCompiler);
-  app.setSerializerCompiler(zodSerializerCompiler);
+  // Replies are checked against the route's response schema (fastify-type-provider-zod): a reply
+  // that breaks its documented contract fails (500, logged), it is never sent as documented-but-wrong.
+  app.setSerializerCompiler(serializerCompiler);
   // JSON only: a text/plain body is 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain');
   // JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset is refused, not misread.

@@ -64,13 +64,46 @@ export function zodToOpenApiSchema(schema: z.ZodType, io: 'input' | 'output'): J
   return json;
 }
 
-/** A response's JSON Schema with the description OpenAPI requires. */
-function responseSchema(status: string, schema: unknown): unknown {
+/** Response headers as `@fastify/swagger` takes them (name → JSON Schema with a description). */
+type HeaderSchemas = Readonly<Record<string, { type: string; description: string }>>;
+
+/** On every reply (app.ts `onRequest`). */
+const REQUEST_ID_HEADERS: HeaderSchemas = {
+  'x-request-id': { type: 'string', description: "The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it." },
+};
+/** On every `/v1` reply (rate-limit.ts). */
+const RATE_LIMIT_HEADERS: HeaderSchemas = {
+  'x-ratelimit-limit': { type: 'integer', description: 'Requests allowed per window for this API key (RATE_LIMIT_MAX)' },
+  'x-ratelimit-remaining': { type: 'integer', description: 'Requests left in the current window' },
+  'x-ratelimit-reset': { type: 'integer', description: 'Seconds until the window ends' },
+};
+/** On 429 (rate-limit.ts) and 503 (error-handler.ts). */
+const RETRY_AFTER_HEADERS: HeaderSchemas = {
+  'retry-after': { type: 'integer', description: 'Seconds to wait before retrying (RFC 9110 §10.2.3)' },
+};
+/** On the enqueue reply (downloads.routes.ts). */
+const LOCATION_HEADERS: HeaderSchemas = {
+  location: { type: 'string', description: 'The job: `/v1/downloads/{job_id}`' },
+};
+
+/** The headers a reply of `status` to `method url` carries. */
+function responseHeaders(method: string, url: string, status: string): HeaderSchemas {
+  return {
+    ...REQUEST_ID_HEADERS,
+    ...(url.startsWith('/v1/') ? RATE_LIMIT_HEADERS : {}),
+    ...(status === '429' || status === '503' ? RETRY_AFTER_HEADERS : {}),
+    ...(method === 'POST' && url === '/v1/downloads' && (status === '200' || status === '202') ? LOCATION_HEADERS : {}),
+  };
+}
+
+/** A response's JSON Schema with the description OpenAPI requires and the headers the reply carries. */
+function responseSchema(status: string, schema: unknown, headers: HeaderSchemas = REQUEST_ID_HEADERS): unknown {
   if (!isZodSchema(schema)) return schema;
   const json = zodToOpenApiSchema(schema, 'output');
   if (schema === errorReplySchema) json[ERROR_MARK] = true;
-  // `@fastify/swagger` moves `x-response-description` to the response (a `description` would stay in the schema too).
-  return { 'x-response-description': STATUS_DESCRIPTIONS[status] ?? 'Response', ...json };
+  // `@fastify/swagger` moves `x-response-description` to the response (a `description` would stay
+  // in the schema too) and `headers` to the response's headers.
+  return { 'x-response-description': STATUS_DESCRIPTIONS[status] ?? 'Response', headers, ...json };
 }
 
 /** The `/metrics` reply, documented here: the route has no response schema (it sends text). */
@@ -85,7 +118,8 @@ const METRICS_RESPONSE = {
  * `@fastify/swagger` route transform: zod schemas → JSON Schema, `bearerAuth` (and 401/429 replies)
  * on `/v1` routes, the `/metrics` text reply. Routes without any schema are hidden.
  */
-export const openApiTransform: SwaggerTransform = ({ schema, url }) => {
+export const openApiTransform: SwaggerTransform = ({ schema, url, route }) => {
+  const method = String(Array.isArray(route.method) ? route.method[0] : route.method).toUpperCase();
   // Routes declaring no schema at all are not API (e.g. bull-board's UI): left out.
   if ((schema as FastifySchema | undefined) === undefined) return { schema: { hide: true }, url };
   const source = schema as Record<string, unknown>;
@@ -95,12 +129,16 @@ export const openApiTransform: SwaggerTransform = ({ schema, url }) => {
     if (isZodSchema(value)) out[part] = zodToOpenApiSchema(value, 'input');
   }
   const responses = source.response as Record<string, unknown> | undefined;
-  if (responses) out.response = Object.fromEntries(Object.entries(responses).map(([status, s]) => [status, responseSchema(status, s)]));
+  const reply = (status: string, s: unknown) => responseSchema(status, s, responseHeaders(method, url, status));
+  if (responses) out.response = Object.fromEntries(Object.entries(responses).map(([status, s]) => [status, reply(status, s)]));
   if (url === '/metrics' && !responses) out.response = METRICS_RESPONSE;
   if (url.startsWith('/v1/')) {
     out.security = [{ [BEARER_AUTH]: [] }];
     // Every /v1 route may answer 401 (auth.ts) and 429 (rate-limit.ts).
-    out.response = { 401: responseSchema('401', errorReplySchema), 429: responseSchema('429', errorReplySchema), ...(out.response as Record<string, unknown> | undefined) };
+    out.response = { 401: reply('401', errorReplySchema), 429: reply('429', errorReplySchema), ...(out.response as Record<string, unknown> | undefined) };
+  } else {
+    // Open routes say so: no key needed (an operation without `security` would inherit a global one).
+    out.security = [];
   }
   return { schema: out, url };
 };
@@ -143,6 +181,8 @@ export function registerOpenApi(app: FastifyInstance): void {
           'Enqueue Sentinel-2 band downloads (each product is fetched from CDSE once and copied into tenant buckets), read job results and cache statistics. Errors are `{error: {code, message, field?}}`.',
         version: '1',
       },
+      // Relative: the host that serves this document serves the API.
+      servers: [{ url: '/', description: 'This API (the host serving this document)' }],
       tags: [
         { name: 'downloads', description: 'Enqueue download jobs and read their results' },
         { name: 'cache', description: 'Cache statistics and cached scenes' },

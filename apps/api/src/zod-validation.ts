@@ -1,21 +1,15 @@
 /**
- * Route schemas are zod schemas (the job contract in @scenecache/core is one): Fastify validates
- * with them through these compilers, and they convert to JSON Schema (`z.toJSONSchema`) when the
- * OpenAPI document is generated. This is what `fastify-type-provider-zod` does, in the few lines
- * this API needs.
+ * Route schemas are zod schemas (the job contract in @scenecache/core is one). Types and the reply
+ * serializer (which enforces the response schemas) come from `fastify-type-provider-zod`; request
+ * validation is this module's compiler, because the API's error contract names the field at fault
+ * in the client's terms (the library reports JSON pointers).
  *
  * Every validation failure becomes a {@link ValidationError} `invalid_payload` naming the field at
  * fault in the client's terms: `jobs[3].bands[0]`, the query parameter, or the header name.
  */
-import type { FastifySchemaCompiler, FastifySerializerCompiler, FastifyTypeProvider } from 'fastify';
+import type { FastifySchemaCompiler } from 'fastify';
 import type { z } from 'zod';
 import { ValidationError } from '@scenecache/core';
-
-/** Types request parts and replies from the route's zod schemas. */
-export interface ZodTypeProvider extends FastifyTypeProvider {
-  readonly validator: this['schema'] extends z.ZodType ? z.output<this['schema']> : unknown;
-  readonly serializer: this['schema'] extends z.ZodType ? z.input<this['schema']> : unknown;
-}
 
 /** Display names of the headers we validate (Fastify hands them over lower-cased). */
 const HEADER_NAMES: Readonly<Record<string, string>> = { 'idempotency-key': 'Idempotency-Key' };
@@ -77,9 +71,3 @@ export const zodValidatorCompiler: FastifySchemaCompiler<z.ZodType> = ({ schema,
     return { error: zodErrorToValidationError(result.error, httpPart) };
   };
 };
-
-/**
- * Response schemas document the API (OpenAPI); replies are built from typed views, so they are
- * serialized as they are, not validated again.
- */
-export const zodSerializerCompiler: FastifySerializerCompiler<z.ZodType> = () => (data: unknown) => JSON.stringify(data);

@@ -16,7 +16,7 @@ import { requireAdmin } from '../auth.js';
 import { callDependency } from '../dependency-call.js';
 import type { DependencyTimeouts } from '../download-enqueue.js';
 import { errorReplySchema } from '../error-handler.js';
-import type { ZodTypeProvider } from '../zod-validation.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   ADMIN_SCENE_LIST_CAP,
   cacheEntriesQuerySchema,
@@ -98,7 +98,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (fastify, 
     '/admin/cache/invalidate',
     {
       schema: {
-        summary: 'Invalidate cached scenes (by id or name pattern), or some of their bands',
+        operationId: 'invalidateCache', summary: 'Invalidate cached scenes (by id or name pattern), or some of their bands',
         description:
           'Exactly one of `scene_id` (a product name, with or without .SAFE) or `pattern` (a glob on the product name: `*` any characters, `?` one character, the rest literal; a pattern without a literal character needs `all: true`). ' +
           'Without `bands`, matching valid rows are marked invalid (`is_valid = false`, as the seed\'s SQL): the next job for such a scene downloads every band it asks for again (`cache_status: downloaded`); the old objects stay until that job deletes them before downloading (it resets the product) or the cleanup removes them. ' +
@@ -127,7 +127,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (fastify, 
     '/admin/cache/cleanup',
     {
       schema: {
-        summary: 'Delete invalid cache entries older than N days, and their objects in the global bucket',
+        operationId: 'cleanUpCache', summary: 'Delete invalid cache entries older than N days, and their objects in the global bucket',
         description:
           'Deletes rows with `is_valid = false` whose `updated_at` (the invalidation time) is more than `older_than_days` days ago, oldest first, at most `limit` per request (`more: true`: run it again), and every object under each scene\'s prefix in the global bucket (tenant copies are never touched). ' +
           'A scene a job is downloading right now (its advisory lock is held) is skipped and listed in `skipped`. Valid rows are never deleted. ' +
@@ -157,7 +157,7 @@ export const adminRoutes: FastifyPluginCallback<AdminRoutesOptions> = (fastify, 
     '/admin/cache/entries',
     {
       schema: {
-        summary: 'Cache entries with their bands, by scene id, by pages',
+        operationId: 'listCacheEntries', summary: 'Cache entries with their bands, by scene id, by pages',
         description:
           'Every `global_scene_cache` row (valid and invalidated), ordered by `scene_id`, filtered by `valid`, `scene_id_prefix` and/or `pattern` (the glob of the invalidate route), with each band\'s object key and size. Pass `next_cursor` as `cursor` for the next page. For "most reused / recent / largest" see `GET /v1/cache/scenes`.',
         tags: ['admin'],

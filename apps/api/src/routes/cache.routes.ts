@@ -9,7 +9,7 @@ import { requireAdmin, scopeTenant } from '../auth.js';
 import { callDependency } from '../dependency-call.js';
 import type { DependencyTimeouts } from '../download-enqueue.js';
 import { errorReplySchema } from '../error-handler.js';
-import type { ZodTypeProvider } from '../zod-validation.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { cachedScenesQuerySchema, cachedScenesSchema, cacheStatsQuerySchema, cacheStatsSchema, type CachedScenesView } from './cache.schemas.js';
 
 /** Options of {@link cacheRoutes}. */
@@ -29,7 +29,7 @@ export const cacheRoutes: FastifyPluginCallback<CacheRoutesOptions> = (fastify, 
     '/cache/stats',
     {
       schema: {
-        summary: 'Cache statistics: totals, per UTC day, per tenant',
+        operationId: 'getCacheStats', summary: 'Cache statistics: totals, per UTC day, per tenant',
         description:
           'Jobs count on the UTC day they finished (queued and active jobs are not counted). `requests` = completed jobs, `hit_ratio` = reused / requests, `bytes_saved` = bytes_delivered − bytes_downloaded. `since` and `until` are days, both inclusive. A tenant key gets its tenant only (`tenant_id` defaults to it; another tenant is 403).',
         tags: ['cache'],
@@ -48,7 +48,7 @@ export const cacheRoutes: FastifyPluginCallback<CacheRoutesOptions> = (fastify, 
     '/cache/scenes',
     {
       schema: {
-        summary: 'Cached scenes: most reused, most recently used, or largest first',
+        operationId: 'listCachedScenes', summary: 'Cached scenes: most reused, most recently used, or largest first',
         description: 'The global cache spans every tenant: admin keys only (403 for a tenant key).',
         tags: ['cache'],
         querystring: cachedScenesQuerySchema,

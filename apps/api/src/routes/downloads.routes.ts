@@ -14,7 +14,7 @@ import { callDependency } from '../dependency-call.js';
 import type { DependencyTimeouts, DownloadEnqueueService } from '../download-enqueue.js';
 import { enqueuedJobSchema, jobPageSchema, jobSchema, toEnqueuedJobView, toJobView } from '../download-job.view.js';
 import { errorReplySchema } from '../error-handler.js';
-import type { ZodTypeProvider } from '../zod-validation.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { enqueueHeadersSchema, jobParamsSchema, listJobsQuerySchema } from './downloads.schemas.js';
 
 /** Options of {@link downloadsRoutes}. */
@@ -34,7 +34,7 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
     '/downloads',
     {
       schema: {
-        summary: 'Enqueue a scene download',
+        operationId: 'enqueueDownload', summary: 'Enqueue a scene download',
         description:
           '202 with the new job. With an `Idempotency-Key` already used by this tenant for the same request: 200 with that job (its current status); for a different request: 409.',
         tags: ['downloads'],
@@ -56,7 +56,7 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
     '/downloads/batch',
     {
       schema: {
-        summary: 'Enqueue up to MAX_BATCH_SIZE scene downloads, all or none',
+        operationId: 'enqueueDownloadBatch', summary: 'Enqueue up to MAX_BATCH_SIZE scene downloads, all or none',
         tags: ['downloads'],
         body: downloadBatchSchema,
         response: { 202: z.object({ jobs: z.array(enqueuedJobSchema) }), ...errors },
@@ -73,7 +73,7 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
     '/downloads/:id',
     {
       schema: {
-        summary: 'A download job and its result',
+        operationId: 'getDownload', summary: 'A download job and its result',
         tags: ['downloads'],
         params: jobParamsSchema,
         response: { 200: jobSchema, 401: errorReplySchema, 404: errorReplySchema, 503: errorReplySchema },
@@ -91,7 +91,7 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
     '/downloads',
     {
       schema: {
-        summary: 'Download jobs, newest first, filtered, by pages',
+        operationId: 'listDownloads', summary: 'Download jobs, newest first, filtered, by pages',
         description: 'A tenant key lists only its tenant (`tenant_id` defaults to it; another tenant is 403).',
         tags: ['downloads'],
         querystring: listJobsQuerySchema,

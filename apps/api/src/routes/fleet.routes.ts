@@ -12,7 +12,7 @@ import { countUpstreamSlotsInUse, upstreamWindow, type DB } from '@scenecache/db
 import { callDependency } from '../dependency-call.js';
 import type { DependencyTimeouts, DownloadQueue } from '../download-enqueue.js';
 import { errorReplySchema } from '../error-handler.js';
-import type { ZodTypeProvider } from '../zod-validation.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { fleetSchema, type FleetView, type QueueDepthState } from './fleet.schemas.js';
 
 /** Options of {@link fleetRoutes}. */
@@ -67,7 +67,7 @@ export const fleetRoutes: FastifyPluginCallback<FleetRoutesOptions> = (fastify, 
     '/fleet',
     {
       schema: {
-        summary: 'Fleet state: queue depth, upstream slots in use and the monthly transfer budget',
+        operationId: 'getFleet', summary: 'Fleet state: queue depth, upstream slots in use and the monthly transfer budget',
         description:
           'Read live: the scene download queue by state (Redis), the upstream (CDSE) download slots held fleet-wide (Postgres advisory locks) ' +
           'and the CDSE account\'s rolling 30-day transfer budget (Postgres `upstream_transfers`): `upstream_budget.window_bytes` started in the last 30 days ' +

@@ -6,7 +6,7 @@
 import type { FastifyPluginCallback } from 'fastify';
 import { z } from 'zod';
 import type { Readiness } from '../readiness.js';
-import type { ZodTypeProvider } from '../zod-validation.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 
 const livenessSchema = z.object({ status: z.literal('ok') });
 const readinessSchema = z.object({
@@ -25,7 +25,7 @@ export const healthRoutes: FastifyPluginCallback<HealthRoutesOptions> = (fastify
 
   app.get(
     '/healthz',
-    { logLevel: 'warn', schema: { summary: 'Liveness', tags: ['health'], response: { 200: livenessSchema } } },
+    { logLevel: 'warn', schema: { operationId: 'getLiveness', summary: 'Liveness', tags: ['health'], response: { 200: livenessSchema } } },
     (_request, reply) => {
       void reply.send({ status: 'ok' as const });
     },
@@ -35,7 +35,7 @@ export const healthRoutes: FastifyPluginCallback<HealthRoutesOptions> = (fastify
     '/readyz',
     {
       logLevel: 'warn',
-      schema: { summary: 'Readiness: Postgres, Redis and S3 answer', tags: ['health'], response: { 200: readinessSchema, 503: readinessSchema } },
+      schema: { operationId: 'getReadiness', summary: 'Readiness: Postgres, Redis and S3 answer', tags: ['health'], response: { 200: readinessSchema, 503: readinessSchema } },
     },
     async (_request, reply) => {
       const { ready, ...body } = await readiness.check();

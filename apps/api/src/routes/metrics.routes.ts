@@ -102,7 +102,7 @@ export function registerMetrics(app: FastifyInstance, metrics: ApiMetrics): void
   void app.register((scope, _options, done) => {
     scope.get(
       '/metrics',
-      { logLevel: 'warn', schema: { summary: 'Prometheus metrics (text exposition format)', tags: ['metrics'] } },
+      { logLevel: 'warn', schema: { operationId: 'getMetrics', summary: 'Prometheus metrics (text exposition format)', tags: ['metrics'] } },
       async (_request, reply) => {
         const text = await metrics.registry.metrics();
         return reply.header('content-type', metrics.registry.contentType).send(text);
