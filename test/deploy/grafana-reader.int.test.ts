@@ -4,14 +4,16 @@
  * and no table created later either. The init script runs for real (sh + psql, as the postgres
  * image's entrypoint runs it) on a fresh database, before the migrations as in compose; then the
  * test connects as the login. Also: a login made by the earlier script, which had SELECT on every
- * table by default privileges, loses that on migration and keeps the views.
+ * table by default privileges, loses that on migration and keeps the views. And every SQL panel
+ * of the Grafana dashboard (docs/grafana) runs as that login and shows the views' figures.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { sql, type Kysely } from 'kysely';
 import type { DB } from '@scenecache/db';
 import { createDb, createDatabase, dropDatabase, migrateTo, migrateToLatest, withDatabaseName } from '@scenecache/db';
-import { testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
+import { insertFinishedJob, testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
 import { REPO_ROOT } from './deployment-facts.js';
 
 const SCRIPT = resolve(REPO_ROOT, 'deploy/compose/postgres/grafana-reader.sh');
@@ -124,6 +126,47 @@ describe('the Grafana login of the compose stack', () => {
       await sql`DROP OWNED BY grafana_reader`.execute(db);
     } finally {
       await db.destroy();
+    }
+  });
+
+  it('every SQL panel of the dashboard runs as the login and shows the figures of the views', async () => {
+    const url = await freshDatabase();
+    const reader = `grafana_reader_${Date.now().toString(36)}p`;
+    roles.push(reader);
+    runInitScript(url, reader);
+    await migrateToLatest(url);
+    const scene = 'S2B_MSIL2A_20240324T101649_N0510_R065_T32TNS_20240324T130035';
+    const day1 = new Date(Date.now() - 2 * 86_400_000);
+    const day2 = new Date(Date.now() - 86_400_000);
+    const db = createDb(url, { max: 1 });
+    try {
+      await insertFinishedJob(db, { tenantId: 'acme', sceneId: scene, finishedAt: day1, outcome: { cache_status: 'downloaded', bytes_downloaded: 1_000, bytes_copied: 1_000 } });
+      await insertFinishedJob(db, { tenantId: 'acme', sceneId: scene, finishedAt: day1, outcome: { cache_status: 'reused', bytes_downloaded: 0, bytes_copied: 1_000 } });
+      await insertFinishedJob(db, { tenantId: 'globex', sceneId: scene, finishedAt: day2, outcome: { cache_status: 'reused', bytes_downloaded: 0, bytes_copied: 1_000 } });
+      await insertFinishedJob(db, { tenantId: 'globex', sceneId: scene, finishedAt: day2, outcome: 'failed' });
+    } finally {
+      await db.destroy();
+    }
+
+    type Panel = { title: string; datasource?: { type: string }; targets?: { rawSql?: string }[] };
+    const dashboard = JSON.parse(readFileSync(resolve(REPO_ROOT, 'docs/grafana/scenecache-dashboard.json'), 'utf8')) as { panels: Panel[] };
+    const sqlPanels = dashboard.panels.filter((p) => p.datasource?.type === 'grafana-postgresql-datasource');
+    expect(sqlPanels.map((p) => p.title)).toEqual(['Hit ratio per UTC day (reused / completed)', 'Bytes saved per UTC day', 'Bytes saved per tenant (time range)']);
+    // Grafana's macro, as it expands it for "the last 7 days".
+    const expand = (text: string) => text.replace(/\$__timeFilter\((\w+)\)/g, "$1 BETWEEN now() - interval '7 days' AND now()");
+    const login = createDb(asRole(url, reader), { max: 1 });
+    try {
+      const rows: Record<string, unknown>[][] = [];
+      for (const panel of sqlPanels) rows.push((await sql.raw<Record<string, unknown>>(expand(panel.targets![0]!.rawSql!)).execute(login)).rows);
+      const [hitRatio, saved, perTenant] = rows;
+      expect(hitRatio!.map((r) => r['hit ratio'])).toEqual([0.5, 1]);
+      expect(saved!.map((r) => [Number(r['bytes saved']), Number(r['bytes downloaded'])])).toEqual([[1_000, 1_000], [1_000, 0]]);
+      expect(perTenant!.map((r) => ({ tenant: r.tenant, saved: Number(r['bytes saved']), ratio: r['hit ratio'], completed: Number(r.completed), failed: Number(r.failed) }))).toEqual([
+        { tenant: 'acme', saved: 1_000, ratio: 0.5, completed: 2, failed: 0 },
+        { tenant: 'globex', saved: 1_000, ratio: 1, completed: 1, failed: 1 },
+      ]);
+    } finally {
+      await login.destroy();
     }
   });
 });
