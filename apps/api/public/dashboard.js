@@ -96,6 +96,16 @@ function setFigure(testId, value, text) {
   else el.dataset.value = String(value);
 }
 
+/**
+ * Give each cell of `rows` its column's header text as `data-label`: on narrow screens (CSS, ≤ 600 px)
+ * a row is shown as a block of "label value" lines, so no column hides off-screen.
+ */
+function labelCells(table, rows) {
+  const labels = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const row of rows) [...row.children].forEach((td, i) => (td.dataset.label = labels[i] ?? ''));
+  return rows;
+}
+
 function cell(text, className) {
   const td = document.createElement('td');
   td.textContent = text;
@@ -134,13 +144,16 @@ function renderStats(stats) {
   setFigure('total-bytes-delivered', t.bytes_delivered, formatBytes(t.bytes_delivered));
   setFigure('total-bytes-saved', t.bytes_saved, formatBytes(t.bytes_saved));
 
-  // Jobs by cache_status: completed jobs are reused or downloaded; failed ones have none.
-  const finished = t.reused + t.downloaded + t.failed;
-  for (const [name, n] of [['reused', t.reused], ['downloaded', t.downloaded], ['failed', t.failed]]) {
+  // Completed jobs by cache_status, one definition with the cards: shares of completed jobs
+  // (t.requests), so reused's share is the hit ratio. Failed jobs have no cache_status: their
+  // share is of all finished jobs, and labelled so.
+  for (const [name, n] of [['reused', t.reused], ['downloaded', t.downloaded]]) {
     setFigure(`status-${name}`, n, formatCount(n));
-    byTestId(`status-${name}-pct`).textContent = formatShare(n, finished);
-    setWidth($(`#seg-${name}`), finished > 0 ? n / finished : 0);
+    byTestId(`status-${name}-pct`).textContent = formatShare(n, t.requests);
+    setWidth($(`#seg-${name}`), t.requests > 0 ? n / t.requests : 0);
   }
+  setFigure('status-failed', t.failed, formatCount(t.failed));
+  byTestId('status-failed-pct').textContent = formatShare(t.failed, t.requests + t.failed);
 
   renderChart(stats.per_day.slice(-CHART_DAYS));
 }
@@ -255,7 +268,7 @@ function renderJobs(page) {
     );
     return tr;
   });
-  body.replaceChildren(...rows);
+  body.replaceChildren(...labelCells(byTestId('jobs-table'), rows));
   byTestId('jobs-empty').hidden = rows.length > 0;
 }
 
@@ -292,7 +305,7 @@ function renderScenes(result) {
     );
     return tr;
   });
-  byTestId('scenes-body').replaceChildren(...rows);
+  byTestId('scenes-body').replaceChildren(...labelCells(byTestId('scenes-table'), rows));
   empty.hidden = rows.length > 0;
 }
 

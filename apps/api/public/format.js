@@ -31,9 +31,9 @@ export function formatRatio(ratio) {
   return ratio === null || ratio === undefined ? '—' : `${(ratio * 100).toFixed(1)}%`;
 }
 
-/** A share of a total as a whole percentage: (1, 3) → "33%"; "" when the total is 0. */
+/** A share of a total, formatted as {@link formatRatio} (so a share and a ratio of the same jobs read alike): (1, 3) → "33.3%"; "" when the total is 0. */
 export function formatShare(part, total) {
-  return total > 0 ? `${Math.round((part / total) * 100)}%` : '';
+  return total > 0 ? formatRatio(part / total) : '';
 }
 
 /** A duration in ms: 850 → "850 ms", 12340 → "12.3 s", 125000 → "2 min 5 s"; null → "—". */

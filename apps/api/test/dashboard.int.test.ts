@@ -285,9 +285,14 @@ describe('the dashboard in open dev mode', () => {
       for (const [testId, field, shown] of cards) {
         expect({ testId, value: await value(page, testId), text: await text(page, testId) }).toEqual({ testId, value: String(stats.totals[field]), text: shown });
       }
-      // Jobs by cache_status.
+      // Completed jobs by cache_status: one definition with the cards — reused's share of the
+      // completed jobs is the hit ratio, to the same digit; failed is a share of all finished.
       for (const status of ['reused', 'downloaded', 'failed']) expect(await value(page, `status-${status}`)).toBe(String(stats.totals[status]));
-      expect(await text(page, 'status-reused-pct')).toBe('75%'); // 18 of 24 finished
+      expect(await text(page, 'status-reused-pct')).toBe(await text(page, 'total-hit-ratio'));
+      expect(await text(page, 'status-reused-pct')).toBe('81.8%'); // 18 of 22 completed
+      expect(await text(page, 'status-downloaded-pct')).toBe('18.2%'); // 4 of 22 completed
+      expect(await text(page, 'status-failed-pct')).toBe('8.3%'); // 2 of 24 finished
+      expect(parseFloat(await inPage<string>(page, `document.querySelector('#seg-reused').style.width`))).toBeCloseTo((18 / 22) * 100, 2);
 
       // Fleet: the held slot and the two queued jobs.
       expect(fleet.upstream_slots).toEqual({ in_use: 1, limit: 4 });
@@ -366,6 +371,36 @@ describe('the dashboard in open dev mode', () => {
       expect(Number(await page.getByTestId('last-updated').getAttribute('data-refreshes'))).toBe(whileHidden);
       await page.evaluate(SET_VISIBILITY('visible'));
       await waitForDashboardRefresh(page, whileHidden);
+      expect(problems.problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+  it('at 400 px wide: no sideways scroll anywhere, and every column of every row is on screen, labelled', async () => {
+    const page = await browser.newPage({ viewport: { width: 400, height: 800 } });
+    const problems = new PageProblems(page);
+    try {
+      await page.goto(`${api.baseUrl}/?refresh=${REFRESH_MS / 1000}`);
+      await waitForDashboardRefresh(page);
+      expect(await page.getByTestId('job-row').count()).toBeGreaterThan(0);
+      expect(await page.getByTestId('scene-row').count()).toBeGreaterThan(0);
+      expect(await inPage<number>(page, 'document.documentElement.scrollWidth')).toBeLessThanOrEqual(400);
+      // No table scrolls sideways inside its panel either (a hidden scrollbar hid the columns).
+      expect(await inPage<number[]>(page, `[...document.querySelectorAll('.table-wrap')].map((w) => w.scrollWidth - w.clientWidth)`)).toEqual([0, 0]);
+      // Every cell of every row lies within the window, and says which column it is.
+      const cells = await inPage<Array<{ table: string; label: string; header: string; left: number; right: number; width: number }>>(
+        page,
+        `[...document.querySelectorAll('table.list')].flatMap((table) => {
+          const headers = [...table.querySelectorAll('thead th')].map((th) => th.textContent);
+          return [...table.querySelectorAll('tbody tr')].flatMap((tr) => [...tr.children].map((td, i) => {
+            const r = td.getBoundingClientRect();
+            return { table: table.dataset.testid, label: td.dataset.label, header: headers[i], left: Math.round(r.left), right: Math.round(r.right), width: Math.round(r.width) };
+          }));
+        })`,
+      );
+      expect(cells.length).toBeGreaterThan(17);
+      expect(cells.filter((c) => c.left < 0 || c.right > 400 || c.width === 0)).toEqual([]);
+      expect(cells.filter((c) => c.label !== c.header)).toEqual([]);
       expect(problems.problems).toEqual([]);
     } finally {
       await page.close();
