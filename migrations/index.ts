@@ -9,6 +9,7 @@ import * as m0002 from './0002_dashboard_views.js';
 import * as m0003 from './0003_api_keys.js';
 import * as m0004 from './0004_upstream_engine.js';
 import * as m0005 from './0005_dashboard_reader_grants.js';
+import * as m0006 from './0006_job_daily_rollups.js';
 
 export { STATS_READER_ROLE } from './0005_dashboard_reader_grants.js';
 
@@ -18,4 +19,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0003_api_keys': m0003,
   '0004_upstream_engine': m0004,
   '0005_dashboard_reader_grants': m0005,
+  '0006_job_daily_rollups': m0006,
 });

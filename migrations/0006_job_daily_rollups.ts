@@ -1,0 +1,179 @@
+/**
+ * `job_daily_rollups`: the finished jobs of each (UTC day, tenant) summed, so the dashboard views
+ * read one row per day and tenant instead of aggregating every job row on every call (3 million
+ * rows: `GET /v1/cache/stats` timed out). `cache_daily_stats` and `tenant_daily_stats` keep their
+ * names and columns and read the rollups.
+ *
+ * Always equal to what the views over `download_jobs` computed (migration 0002), whatever writes
+ * the rows — the worker, an admin action or plain SQL (a backfill, a fix by hand): statement-level
+ * triggers on INSERT, UPDATE and DELETE of `download_jobs` add the contribution of the new rows and
+ * subtract that of the old ones (transition tables), as one upsert per statement in (day, tenant)
+ * order — concurrent statements on the same (day, tenant) serialise on that row's lock and lose
+ * nothing, and never deadlock on each other's rollup rows.
+ *
+ * A row contributes when it is finished (`status` completed or failed, `finished_at` set), to the
+ * UTC day of `finished_at`: completed → `requests`, `reused`/`downloaded` by `cache_status`, and its
+ * `bytes_downloaded` / `bytes_copied` (as `bytes_delivered`); failed → `failed`.
+ *
+ * The one exception, on purpose: retention (`DOWNLOAD_JOBS_RETENTION_DAYS`) deletes old job rows
+ * with `SET LOCAL scenecache.retention = 'on'`; the triggers then keep the rollups, so the history
+ * outlives the rows.
+ *
+ * Rollup rows whose counts all fall to zero stay (harmless); the views skip them.
+ */
+import { sql, type Kysely } from 'kysely';
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await sql`
+    CREATE TABLE job_daily_rollups (
+      day date NOT NULL,
+      tenant_id text NOT NULL,
+      requests bigint NOT NULL DEFAULT 0,
+      reused bigint NOT NULL DEFAULT 0,
+      downloaded bigint NOT NULL DEFAULT 0,
+      failed bigint NOT NULL DEFAULT 0,
+      bytes_downloaded bigint NOT NULL DEFAULT 0,
+      bytes_delivered bigint NOT NULL DEFAULT 0,
+      PRIMARY KEY (day, tenant_id)
+    )`.execute(db);
+  await sql`COMMENT ON TABLE job_daily_rollups IS 'scenecache: finished jobs per (UTC day, tenant), kept equal to download_jobs by triggers (retention deletes excepted); read through cache_daily_stats / tenant_daily_stats'`.execute(db);
+
+  // One function for the three triggers. The delta of a statement: + its new finished rows,
+  // − its old finished rows (the transition tables its operation has, read by dynamic SQL).
+  await sql`
+    CREATE FUNCTION job_daily_rollups_apply() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    DECLARE
+      source text;
+    BEGIN
+      IF TG_OP = 'DELETE' AND current_setting('scenecache.retention', true) = 'on' THEN
+        RETURN NULL;
+      END IF;
+      source := CASE TG_OP
+        WHEN 'INSERT' THEN 'SELECT 1 AS sign, * FROM new_rows'
+        WHEN 'DELETE' THEN 'SELECT -1 AS sign, * FROM old_rows'
+        ELSE 'SELECT -1 AS sign, * FROM old_rows UNION ALL SELECT 1, * FROM new_rows'
+      END;
+      EXECUTE format($q$
+        INSERT INTO job_daily_rollups AS r (day, tenant_id, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered)
+        SELECT (finished_at AT TIME ZONE 'UTC')::date, tenant_id,
+          COALESCE(sum(sign) FILTER (WHERE status = 'completed'), 0),
+          COALESCE(sum(sign) FILTER (WHERE status = 'completed' AND cache_status = 'reused'), 0),
+          COALESCE(sum(sign) FILTER (WHERE status = 'completed' AND cache_status = 'downloaded'), 0),
+          COALESCE(sum(sign) FILTER (WHERE status = 'failed'), 0),
+          COALESCE(sum(sign * bytes_downloaded) FILTER (WHERE status = 'completed'), 0),
+          COALESCE(sum(sign * bytes_copied) FILTER (WHERE status = 'completed'), 0)
+        FROM (%s) AS delta
+        WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+        ON CONFLICT (day, tenant_id) DO UPDATE SET
+          requests = r.requests + EXCLUDED.requests,
+          reused = r.reused + EXCLUDED.reused,
+          downloaded = r.downloaded + EXCLUDED.downloaded,
+          failed = r.failed + EXCLUDED.failed,
+          bytes_downloaded = r.bytes_downloaded + EXCLUDED.bytes_downloaded,
+          bytes_delivered = r.bytes_delivered + EXCLUDED.bytes_delivered
+      $q$, source);
+      RETURN NULL;
+    END
+    $fn$`.execute(db);
+  await sql`CREATE TRIGGER download_jobs_rollup_insert AFTER INSERT ON download_jobs REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION job_daily_rollups_apply()`.execute(db);
+  await sql`CREATE TRIGGER download_jobs_rollup_update AFTER UPDATE ON download_jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION job_daily_rollups_apply()`.execute(db);
+  await sql`CREATE TRIGGER download_jobs_rollup_delete AFTER DELETE ON download_jobs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION job_daily_rollups_apply()`.execute(db);
+
+  // The rows already there.
+  await sql`
+    INSERT INTO job_daily_rollups (day, tenant_id, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered)
+    SELECT (finished_at AT TIME ZONE 'UTC')::date, tenant_id,
+      count(*) FILTER (WHERE status = 'completed'),
+      count(*) FILTER (WHERE status = 'completed' AND cache_status = 'reused'),
+      count(*) FILTER (WHERE status = 'completed' AND cache_status = 'downloaded'),
+      count(*) FILTER (WHERE status = 'failed'),
+      COALESCE(sum(bytes_downloaded) FILTER (WHERE status = 'completed'), 0),
+      COALESCE(sum(bytes_copied) FILTER (WHERE status = 'completed'), 0)
+    FROM download_jobs
+    WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
+    GROUP BY 1, 2`.execute(db);
+
+  // Same names, columns and types as 0002 (CREATE OR REPLACE keeps the grants): now from the rollups.
+  await sql`
+    CREATE OR REPLACE VIEW cache_daily_stats AS
+    SELECT
+      day,
+      (day::timestamp AT TIME ZONE 'UTC') AS day_start,
+      sum(requests)::bigint AS requests,
+      sum(reused)::bigint AS reused,
+      sum(downloaded)::bigint AS downloaded,
+      sum(failed)::bigint AS failed,
+      sum(reused)::double precision / NULLIF(sum(requests), 0) AS hit_ratio,
+      sum(bytes_downloaded)::bigint AS bytes_downloaded,
+      sum(bytes_delivered)::bigint AS bytes_delivered,
+      (sum(bytes_delivered) - sum(bytes_downloaded))::bigint AS bytes_saved
+    FROM job_daily_rollups
+    WHERE requests <> 0 OR failed <> 0
+    GROUP BY day`.execute(db);
+  await sql`
+    CREATE OR REPLACE VIEW tenant_daily_stats AS
+    SELECT
+      day,
+      (day::timestamp AT TIME ZONE 'UTC') AS day_start,
+      tenant_id,
+      requests,
+      reused,
+      downloaded,
+      failed,
+      reused::double precision / NULLIF(requests, 0) AS hit_ratio,
+      bytes_downloaded,
+      bytes_delivered,
+      (bytes_delivered - bytes_downloaded) AS bytes_saved
+    FROM job_daily_rollups
+    WHERE requests <> 0 OR failed <> 0`.execute(db);
+  // Per-tenant reads over a range of days.
+  await sql`CREATE INDEX job_daily_rollups_tenant_day_idx ON job_daily_rollups (tenant_id, day)`.execute(db);
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  // The views of 0002, written out as there.
+  await sql`
+    CREATE OR REPLACE VIEW cache_daily_stats AS
+    SELECT
+      (finished_at AT TIME ZONE 'UTC')::date AS day,
+      ((finished_at AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC') AS day_start,
+      count(*) FILTER (WHERE status = 'completed') AS requests,
+      count(*) FILTER (WHERE status = 'completed' AND cache_status = 'reused') AS reused,
+      count(*) FILTER (WHERE status = 'completed' AND cache_status = 'downloaded') AS downloaded,
+      count(*) FILTER (WHERE status = 'failed') AS failed,
+      (count(*) FILTER (WHERE status = 'completed' AND cache_status = 'reused'))::double precision
+        / NULLIF(count(*) FILTER (WHERE status = 'completed'), 0) AS hit_ratio,
+      COALESCE(sum(bytes_downloaded) FILTER (WHERE status = 'completed'), 0)::bigint AS bytes_downloaded,
+      COALESCE(sum(bytes_copied) FILTER (WHERE status = 'completed'), 0)::bigint AS bytes_delivered,
+      (COALESCE(sum(bytes_copied) FILTER (WHERE status = 'completed'), 0)
+        - COALESCE(sum(bytes_downloaded) FILTER (WHERE status = 'completed'), 0))::bigint AS bytes_saved
+    FROM download_jobs
+    WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
+    GROUP BY 1, 2`.execute(db);
+  await sql`
+    CREATE OR REPLACE VIEW tenant_daily_stats AS
+    SELECT
+      (finished_at AT TIME ZONE 'UTC')::date AS day,
+      ((finished_at AT TIME ZONE 'UTC')::date::timestamp AT TIME ZONE 'UTC') AS day_start,
+      tenant_id,
+      count(*) FILTER (WHERE status = 'completed') AS requests,
+      count(*) FILTER (WHERE status = 'completed' AND cache_status = 'reused') AS reused,
+      count(*) FILTER (WHERE status = 'completed' AND cache_status = 'downloaded') AS downloaded,
+      count(*) FILTER (WHERE status = 'failed') AS failed,
+      (count(*) FILTER (WHERE status = 'completed' AND cache_status = 'reused'))::double precision
+        / NULLIF(count(*) FILTER (WHERE status = 'completed'), 0) AS hit_ratio,
+      COALESCE(sum(bytes_downloaded) FILTER (WHERE status = 'completed'), 0)::bigint AS bytes_downloaded,
+      COALESCE(sum(bytes_copied) FILTER (WHERE status = 'completed'), 0)::bigint AS bytes_delivered,
+      (COALESCE(sum(bytes_copied) FILTER (WHERE status = 'completed'), 0)
+        - COALESCE(sum(bytes_downloaded) FILTER (WHERE status = 'completed'), 0))::bigint AS bytes_saved
+    FROM download_jobs
+    WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
+    GROUP BY 1, 2, 3`.execute(db);
+  await sql`DROP TRIGGER IF EXISTS download_jobs_rollup_delete ON download_jobs`.execute(db);
+  await sql`DROP TRIGGER IF EXISTS download_jobs_rollup_update ON download_jobs`.execute(db);
+  await sql`DROP TRIGGER IF EXISTS download_jobs_rollup_insert ON download_jobs`.execute(db);
+  await sql`DROP FUNCTION IF EXISTS job_daily_rollups_apply()`.execute(db);
+  await sql`DROP TABLE IF EXISTS job_daily_rollups`.execute(db);
+}
