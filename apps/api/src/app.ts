@@ -193,7 +193,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
       v1.addHook('onRequest', auth.hook);
       // Per-key request budget (429 + Retry-After), counted in Redis across API replicas.
       registerRateLimit(v1, { redis: deps.redis, settings: deps.settings });
-      void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts });
+      void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts, retentionDays: deps.settings.downloadJobsRetentionDays });
       void v1.register(cacheRoutes, { db: deps.db, timeouts });
       void v1.register(fleetRoutes, { db: deps.db, queue: deps.queue, settings: deps.settings, timeouts });
       void v1.register(adminRoutes, { db: deps.db, timeouts, store: deps.store });

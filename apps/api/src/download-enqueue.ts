@@ -4,7 +4,6 @@
  * add fails the row is deleted again and the client gets 503 `service_unavailable` (nothing was
  * enqueued, retrying is safe). BullMQ ignores an add whose job id exists, so re-adding is harmless.
  */
-import { randomUUID } from 'node:crypto';
 import type { JobsOptions, Queue } from 'bullmq';
 import type { Kysely } from 'kysely';
 import {
@@ -23,6 +22,7 @@ import {
   deleteJobs,
   insertQueuedJob,
   insertQueuedJobs,
+  newJobId,
   type DB,
   type DownloadJobRow,
   type NewQueuedJob,
@@ -137,7 +137,7 @@ export class DownloadEnqueueService {
       throw new ValidationError('idempotency_key_required', 'Idempotency-Key header is required (REQUIRE_IDEMPOTENCY_KEY is on)', 'Idempotency-Key');
     }
     const { row, created } = await this.postgres(() =>
-      insertQueuedJob(this.deps.db, { ...checked, id: randomUUID(), idempotencyKey }),
+      insertQueuedJob(this.deps.db, { ...checked, id: newJobId(), idempotencyKey }),
     );
     if (!created) {
       if (!sameRequest(row, checked)) {
@@ -173,7 +173,7 @@ export class DownloadEnqueueService {
    */
   async enqueueBatch(requests: readonly DownloadRequest[], log: EnqueueLogger = this.deps.logger): Promise<DownloadJobRow[]> {
     const checked = requests.map((request, i) => checkRequest(request, this.deps.tenantBucketPrefix, `jobs[${i}]`));
-    const rows = await this.postgres(() => insertQueuedJobs(this.deps.db, checked.map((c) => ({ ...c, id: randomUUID() }))));
+    const rows = await this.postgres(() => insertQueuedJobs(this.deps.db, checked.map((c) => ({ ...c, id: newJobId() }))));
     try {
       await this.addToQueue(rows);
     } catch (err) {

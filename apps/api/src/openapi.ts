@@ -36,7 +36,7 @@ const STATUS_DESCRIPTIONS: Readonly<Record<string, string>> = {
   400: 'Invalid request: `error.field` names the field at fault',
   401: 'Missing or invalid API key',
   403: 'The API key is not allowed to do this',
-  404: 'Not found (or not visible to this API key)',
+  404: 'Not found (or not visible to this API key); `expired`: a job deleted by retention (DOWNLOAD_JOBS_RETENTION_DAYS)',
   409: 'Idempotency-Key already used for a different request',
   413: 'Request body too large',
   415: 'The body must be JSON (Content-Type: application/json)',

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { DOWNLOAD_JOB_OPTIONS, SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
-import { insertQueuedJob, markJobActive, markJobCompleted, markJobFailed } from '@scenecache/db';
+import { v7 as uuidv7 } from 'uuid';
+import { insertQueuedJob, jobIdCreatedAt, markJobActive, markJobCompleted, markJobFailed } from '@scenecache/db';
+
+/** A UUIDv7 job id made at `ms` (Unix ms). */
+const newJobIdAt = (ms: number) => uuidv7({ msecs: ms });
 import { L1C, L2A, startTestApi, type TestApi, type TestReply } from './helpers.js';
 
 let api: TestApi;
@@ -204,6 +208,21 @@ describe('GET /v1/downloads/:id', () => {
   it('404 not_found for an unknown id', async () => {
     const res = await get(`/v1/downloads/${randomUUID()}`);
     expect(res).toMatchObject({ status: 404, body: { error: { code: 'not_found', message: expect.any(String) as string } } });
+  });
+
+  it('job ids are UUIDv7; an id made before the retention cutoff that is gone is 404 expired, a younger one not_found', async () => {
+    const created = await post('/v1/downloads', { tenant_id: 'acme', scene_id: L2A });
+    const id = created.body.job_id as string;
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(Math.abs(jobIdCreatedAt(id)! - Date.now())).toBeLessThan(60_000);
+    // DOWNLOAD_JOBS_RETENTION_DAYS is 90 by default.
+    const old = newJobIdAt(Date.now() - 120 * 86_400_000);
+    const expired = await get(`/v1/downloads/${old}`);
+    expect(expired).toMatchObject({ status: 404, body: { error: { code: 'expired', message: expect.stringContaining('90 days') as string } } });
+    expect((await get(`/v1/downloads/${newJobIdAt(Date.now() - 10 * 86_400_000)}`)).body).toMatchObject({ error: { code: 'not_found' } });
+    // A job of that age that still exists (e.g. never finished) is served.
+    await insertQueuedJob(api.db, { id: old, tenantId: 'acme', sceneId: L2A, bands: ['B04'] });
+    expect((await get(`/v1/downloads/${old}`)).status).toBe(200);
   });
 });
 

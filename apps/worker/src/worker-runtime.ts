@@ -1,6 +1,7 @@
 /**
  * A worker process's resources, wired once: S3 (configured or embedded), the database pool, the
- * lock pool, Redis, the queue handle used to wake waiters, the CDSE client and the BullMQ worker.
+ * lock pool, Redis, the queue handle used to wake waiters, the CDSE client, the BullMQ worker and
+ * the scheduled maintenance (maintenance.ts).
  * `main.ts` runs one per process; tests run one in-process the same way.
  */
 import { hostname } from 'node:os';
@@ -18,6 +19,7 @@ import { SceneWaiters } from './scene-waiters.js';
 import type { WorkerDeps } from './scene-download.processor.js';
 import type { ShutdownStep } from './shutdown.js';
 import { WorkerMetrics } from './worker-metrics.js';
+import { startMaintenance } from './maintenance.js';
 
 /** A running worker and what it owns. */
 export interface WorkerRuntime {
@@ -81,8 +83,11 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
     },
   });
   dependencies.start();
+  // Scheduled maintenance (job retention), one run fleet-wide at a time.
+  const maintenance = await startMaintenance({ settings, db, connection, logger });
   const closeSteps: ShutdownStep[] = [
     { name: 'dependency watch', close: () => Promise.resolve(dependencies.stop()) },
+    { name: 'maintenance', close: () => maintenance.close() },
     { name: 'queue events', close: () => stalledFailures.close() },
     { name: 'queue', close: () => queue.close() },
     { name: 'cdse client', close: () => Promise.resolve(cdse.close()) },

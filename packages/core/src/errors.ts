@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'unauthorized'
   | 'forbidden'
   | 'not_found'
+  | 'expired'
   | 'conflict'
   | 'service_unavailable'
   | 'idempotency_key_required'

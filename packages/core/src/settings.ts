@@ -45,6 +45,7 @@ const envSchema = z.object({
   CDSE_PASSWORD: z.string().min(1).optional(),
   CDSE_TOTP: z.string().regex(/^\d{6}$/).optional(),
   UPSTREAM_CONCURRENCY: int(1, 64).default(4),
+  DOWNLOAD_JOBS_RETENTION_DAYS: int(0, 36_500).default(90),
   UPSTREAM_MONTHLY_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(12e12),
   WORKER_CONCURRENCY: int(1, 256).default(8),
   WAITER_FALLBACK_DELAY_MS: int(100, 3_600_000).default(5_000),
@@ -110,6 +111,12 @@ export interface Settings {
    * 30 days per account, then 1 MB/s and one connection)
    */
   readonly upstreamMonthlyBytes: number;
+  /**
+   * Finished `download_jobs` rows older than this many days (by the UTC day they finished) are
+   * deleted by the workers' scheduled maintenance, in batches; the daily rollups the statistics
+   * read are kept. 0 keeps every row. @defaultValue 90
+   */
+  readonly downloadJobsRetentionDays: number;
   /** Jobs one worker process runs at once. @defaultValue 8 */
   readonly workerConcurrency: number;
   /** Longest a waiting job stays delayed when nobody wakes it (ms). @defaultValue 5000 */
@@ -263,6 +270,7 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     cdseTotp: e.CDSE_TOTP,
     upstreamConcurrency: e.UPSTREAM_CONCURRENCY,
     upstreamMonthlyBytes: e.UPSTREAM_MONTHLY_BYTES,
+    downloadJobsRetentionDays: e.DOWNLOAD_JOBS_RETENTION_DAYS,
     workerConcurrency: e.WORKER_CONCURRENCY,
     waiterFallbackDelayMs: e.WAITER_FALLBACK_DELAY_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

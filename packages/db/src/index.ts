@@ -17,6 +17,7 @@ export * from './scene-cache.repository.js';
 export * from './tenant-scene.repository.js';
 export * from './advisory-lock.js';
 export * from './download-job.repository.js';
+export * from './job-retention.js';
 export * from './cache-stats.repository.js';
 export * from './api-key.repository.js';
 export * from './cache-admin.repository.js';

@@ -8,7 +8,7 @@ import type { FastifyPluginCallback } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { downloadBatchSchema, downloadRequestSchema, ScenecacheError } from '@scenecache/core';
-import { findJobById, listJobs, type DB } from '@scenecache/db';
+import { findJobById, isExpiredJobId, listJobs, type DB } from '@scenecache/db';
 import { canSeeTenant, requireTenants, scopeTenant } from '../auth.js';
 import { callDependency } from '../dependency-call.js';
 import type { DependencyTimeouts, DownloadEnqueueService } from '../download-enqueue.js';
@@ -22,11 +22,13 @@ export interface DownloadsRoutesOptions {
   enqueue: DownloadEnqueueService;
   db: Kysely<DB>;
   timeouts: DependencyTimeouts;
+  /** `DOWNLOAD_JOBS_RETENTION_DAYS`: an unknown id made before the cutoff answers 404 `expired`. */
+  retentionDays: number;
 }
 
 const errors = { 400: errorReplySchema, 401: errorReplySchema, 403: errorReplySchema, 413: errorReplySchema, 415: errorReplySchema, 503: errorReplySchema };
 
-export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (fastify, { enqueue, db, timeouts }, done) => {
+export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (fastify, { enqueue, db, timeouts, retentionDays }, done) => {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   const postgres = <T>(call: () => Promise<T>) => callDependency('Postgres', timeouts.postgresMs, call);
 
@@ -80,9 +82,15 @@ export const downloadsRoutes: FastifyPluginCallback<DownloadsRoutesOptions> = (f
       },
     },
     async (request) => {
-      const row = await postgres(() => findJobById(db, request.params.id));
+      const { id } = request.params;
+      const row = await postgres(() => findJobById(db, id));
+      // Deleted by retention: told apart by the time in its UUIDv7 (ids made before retention
+      // existed, and other shapes, stay not_found). The same for every key: it reveals no tenant.
+      if (!row && isExpiredJobId(id, retentionDays)) {
+        throw new ScenecacheError('expired', `download job ${id} finished more than ${retentionDays} days ago: its record was deleted (DOWNLOAD_JOBS_RETENTION_DAYS); its figures remain in /v1/cache/stats`, { httpStatus: 404 });
+      }
       // Another tenant's job is "not found" for a tenant key: 403 would confirm the id exists.
-      if (!row || !canSeeTenant(request, row.tenant_id)) throw new ScenecacheError('not_found', `no download job ${request.params.id}`, { httpStatus: 404 });
+      if (!row || !canSeeTenant(request, row.tenant_id)) throw new ScenecacheError('not_found', `no download job ${id}`, { httpStatus: 404 });
       return toJobView(row);
     },
   );

@@ -1,0 +1,100 @@
+/**
+ * Issue 14, retention: the workers' scheduled maintenance (maintenance.ts) on real Redis and
+ * Postgres. Two "workers" (two maintenance instances, as two processes would start them) share one
+ * scheduler; runs delete finished job rows older than DOWNLOAD_JOBS_RETENTION_DAYS in batches —
+ * never a queued or active one, never a recent one — while the daily statistics keep every day.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import { createLogger, loadSettings } from '@scenecache/core';
+import { createDb, deleteExpiredJobs, RETENTION_LOCK_KEY } from '@scenecache/db';
+import { createTestDatabase, until, type TestDatabase } from '@scenecache/testing';
+import { startMaintenance, RETENTION_TASK, type Maintenance } from '../src/maintenance.js';
+
+const REDIS_URL = process.env.REDIS_URL !== undefined && process.env.REDIS_URL !== '' ? process.env.REDIS_URL : 'redis://127.0.0.1:6379';
+const SCENE = 'S2B_MSIL2A_20240324T101649_N0510_R065_T32TNS_20240324T130035';
+const DAY_MS = 86_400_000;
+
+/** `n` jobs of `tenant` by plain SQL, finished `daysAgo` days ago (or unfinished for queued/active). */
+async function seed(t: TestDatabase, n: number, daysAgo: number, status: 'completed' | 'failed' | 'queued' | 'active', tenant = 'acme'): Promise<void> {
+  await sql`
+    INSERT INTO download_jobs (id, tenant_id, scene_id, bands_requested, status, cache_status, bytes_downloaded, bytes_copied, enqueued_at, finished_at)
+    SELECT gen_random_uuid(), ${tenant}, ${SCENE}, ARRAY['B04'], ${status}, ${status === 'completed' ? 'reused' : null}, 0, 10,
+      now() - ${daysAgo} * interval '1 day', ${status === 'completed' || status === 'failed' ? sql`now() - ${daysAgo} * interval '1 day'` : null}
+    FROM generate_series(1, ${n})`.execute(t.db);
+}
+
+const countJobs = async (t: TestDatabase) => (await sql<{ n: number }>`SELECT count(*)::int AS n FROM download_jobs`.execute(t.db)).rows[0]!.n;
+const statsDays = async (t: TestDatabase) => (await sql<{ day: string; requests: number; failed: number }>`SELECT day::text, requests, failed FROM cache_daily_stats ORDER BY day`.execute(t.db)).rows;
+
+describe('scheduled maintenance: job retention', () => {
+  let t: TestDatabase;
+  const redis: Redis[] = [];
+  const running: Maintenance[] = [];
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => {
+    for (const m of running) await m.close();
+    for (const r of redis) r.disconnect();
+    await t.drop();
+  });
+
+  it('two workers share one scheduler; a run deletes old finished rows in batches, keeps the rest and every day of the statistics', async () => {
+    await seed(t, 120, 200, 'completed');
+    await seed(t, 30, 120, 'failed', 'globex');
+    await seed(t, 5, 100, 'queued');
+    await seed(t, 5, 100, 'active');
+    await seed(t, 40, 89, 'completed');
+    await seed(t, 10, 1, 'completed');
+    const before = await statsDays(t);
+    expect(before.map((d) => d.requests + d.failed)).toEqual([120, 30, 40, 10]);
+
+    const settings = loadSettings({ QUEUE_PREFIX: `maint-${randomUUID()}`, DOWNLOAD_JOBS_RETENTION_DAYS: '90', DATABASE_URL: t.url, REDIS_URL });
+    const logger = createLogger('maintenance-test', 'silent');
+    for (let i = 0; i < 2; i++) {
+      const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+      redis.push(connection);
+      running.push(await startMaintenance({ settings, db: t.db, connection, logger, retentionIntervalMs: 500 }));
+    }
+    expect((await running[0]!.queue.getJobSchedulers()).map((s) => s.key ?? s.id)).toEqual([RETENTION_TASK]);
+
+    // 150 rows finished over 90 days ago go; queued, active and recent rows stay.
+    await until('retention to delete the old finished rows', async () => (await countJobs(t)) === 60, 20_000, 100);
+    const left = (await sql<{ status: string; n: number }>`SELECT status, count(*)::int AS n FROM download_jobs GROUP BY 1 ORDER BY 1`.execute(t.db)).rows;
+    expect(left).toEqual([
+      { status: 'active', n: 5 },
+      { status: 'completed', n: 50 },
+      { status: 'queued', n: 5 },
+    ]);
+    // The statistics keep the deleted rows' days.
+    expect(await statsDays(t)).toEqual(before);
+    const completed = await running[0]!.queue.getJobs(['completed']);
+    expect(completed.length).toBeGreaterThan(0);
+    expect(completed.every((j) => j.name === RETENTION_TASK)).toBe(true);
+  });
+
+  it('deletes in batches of the given size, and one run at a time (the retention lock)', async () => {
+    await sql`DELETE FROM download_jobs`.execute(t.db);
+    await seed(t, 25, 400, 'completed');
+    // Another run holds the lock: this one does nothing.
+    const holder = createDb(t.url, { max: 1 });
+    try {
+      await holder.connection().execute(async (conn) => {
+        await sql`SELECT pg_advisory_lock(${RETENTION_LOCK_KEY})`.execute(conn);
+        const skipped = await deleteExpiredJobs(t.db, 30, { batchSize: 10 });
+        expect({ ran: skipped.ran, deleted: skipped.deleted }).toEqual({ ran: false, deleted: 0 });
+        expect(await countJobs(t)).toBe(25);
+        await sql`SELECT pg_advisory_unlock(${RETENTION_LOCK_KEY})`.execute(conn);
+      });
+    } finally {
+      await holder.destroy();
+    }
+    const done = await deleteExpiredJobs(t.db, 30, { batchSize: 10 });
+    expect({ ran: done.ran, deleted: done.deleted, batches: done.batches }).toEqual({ ran: true, deleted: 25, batches: 3 });
+    expect(await countJobs(t)).toBe(0);
+    const today = new Date();
+    expect(done.cutoff.getTime()).toBe(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate()) - 30 * DAY_MS);
+  });
+});
