@@ -20,6 +20,7 @@ const ENTRY_POINTS: Readonly<Record<string, string>> = {
   worker: 'apps/worker/dist/main.js',
   migrate: 'packages/db/dist/migrate.cli.js',
   keys: 'packages/db/dist/keys.cli.js',
+  'seed:history': 'packages/db/dist/seed-history.cli.js',
   demo: 'apps/demo/dist/main.js',
   bench: 'bench/dist/main.js',
   screenshot: 'apps/api/dist/dashboard/dashboard-screenshot.cli.js',
@@ -86,6 +87,35 @@ describe('invalid settings', () => {
     for (const secret of ['SECRET1', 'PASSWORD2', 'SECRET3']) expect(text).not.toContain(secret);
     expect(text).toContain('the value is not shown');
     expect(text).toContain('user:***@host');
+  });
+});
+
+describe('npm run seed:history', () => {
+  it('adds N finished jobs over D days for T tenants, and the statistics count them', async () => {
+    const url = testDatabaseUrl(uniqueTestDatabaseName());
+    try {
+      const res = await run(ENTRY_POINTS['seed:history']!, ['--jobs', '3000', '--days', '30', '--tenants', '7'], { DATABASE_URL: url, LOG_LEVEL: 'warn' });
+      expect({ code: res.code, stderr: errorLines(res.stderr) }).toEqual({ code: 0, stderr: [] });
+      expect(res.stdout).toContain('3000 / 3000 jobs');
+      const db = createDb(url, { max: 1 });
+      try {
+        const jobs = (await sql<{ n: number; tenants: number; days: number; unfinished: number }>`
+          SELECT count(*)::int AS n, count(DISTINCT tenant_id)::int AS tenants, count(DISTINCT (finished_at AT TIME ZONE 'UTC')::date)::int AS days,
+            count(*) FILTER (WHERE finished_at IS NULL OR status NOT IN ('completed', 'failed'))::int AS unfinished FROM download_jobs`.execute(db)).rows[0]!;
+        expect(jobs.n).toBe(3000);
+        expect(jobs.unfinished).toBe(0);
+        expect(jobs.tenants).toBeLessThanOrEqual(7);
+        expect(jobs.tenants).toBeGreaterThanOrEqual(5);
+        expect(jobs.days).toBeGreaterThanOrEqual(30);
+        expect(jobs.days).toBeLessThanOrEqual(31);
+        const stats = (await sql<{ n: number }>`SELECT sum(requests + failed)::int AS n FROM cache_daily_stats`.execute(db)).rows[0]!;
+        expect(stats.n).toBe(3000);
+      } finally {
+        await db.destroy();
+      }
+    } finally {
+      await dropDatabase(url);
+    }
   });
 });
 

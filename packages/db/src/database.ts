@@ -9,7 +9,7 @@
  * or put PgBouncer (transaction pooling) in front of `DATABASE_URL` — advisory locks never go
  * through it: they use their own connections on `LOCK_DATABASE_URL` (see advisory-lock.ts).
  */
-import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
+import { Kysely, PostgresDialect, sql, type KyselyConfig, type Transaction } from 'kysely';
 import pg from 'pg';
 import { ScenecacheError, type Logger } from '@scenecache/core';
 import type { DB } from './schema.js';
@@ -33,6 +33,11 @@ export interface CreateDbOptions {
   queryTimeoutMillis?: number;
   /** Where to report errors of idle connections (server restart, network cut). */
   logger?: Logger;
+  /**
+   * Kysely's query log hook (`KyselyConfig.log`): called with every query, its SQL and parameters
+   * and its duration (ms) — for slow-query logging, or tests that look at the queries run.
+   */
+  log?: KyselyConfig['log'];
 }
 
 /** The message pg rejects a query with when `query_timeout` passes. */
@@ -103,7 +108,7 @@ export function createDb(databaseUrl: string, options: CreateDbOptions = {}): Ky
   // pg-pool listens only while the client is idle: without this listener a Postgres outage during
   // a query crashes the process. The failed query rejects anyway; the pool drops the client on release.
   pool.on('connect', (client) => client.on('error', (err) => options.logger?.debug({ err }, 'Postgres connection failed')));
-  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<DB>({ dialect: new PostgresDialect({ pool }), ...(options.log === undefined ? {} : { log: options.log }) });
 }
 
 /**

@@ -18,6 +18,7 @@ export * from './tenant-scene.repository.js';
 export * from './advisory-lock.js';
 export * from './download-job.repository.js';
 export * from './job-retention.js';
+export * from './history-seed.js';
 export * from './cache-stats.repository.js';
 export * from './api-key.repository.js';
 export * from './cache-admin.repository.js';
