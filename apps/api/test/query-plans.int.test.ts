@@ -110,6 +110,6 @@ function literal(value: unknown): string {
   if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
   if (value instanceof Date) return `'${value.toISOString()}'::timestamptz`;
   if (Array.isArray(value)) return `ARRAY[${value.map(literal).join(', ')}]`;
-  if (typeof value === 'object') return `'${JSON.stringify(value).replace(/'/g, "''")}'::jsonb`;
-  return `'${String(value).replace(/'/g, "''")}'`;
+  if (typeof value === 'string') return `'${value.replace(/'/g, "''")}'`;
+  return `'${JSON.stringify(value).replace(/'/g, "''")}'::jsonb`;
 }
