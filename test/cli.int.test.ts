@@ -7,12 +7,11 @@
  *   value given — never a credential's value, never a URL's password;
  * - the demo drops only a database it made itself (marked), and refuses an unmarked one.
  */
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { sql } from 'kysely';
 import { DEMO_DATABASE_MARK, recreateDemoDatabase } from '../apps/demo/src/demo-environment.js';
 import { createDatabase, createDb, dropDatabase } from '@scenecache/db';
-import { killProcessGroup, testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
+import { killProcessGroup, spawnProcessGroup, testDatabaseUrl, uniqueTestDatabaseName } from '@scenecache/testing';
 import { REPO_ROOT } from './deploy/deployment-facts.js';
 
 const ENTRY_POINTS: Readonly<Record<string, string>> = {
@@ -30,11 +29,11 @@ const ENTRY_POINTS: Readonly<Record<string, string>> = {
 function run(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const { NODE_OPTIONS: _n, DATABASE_URL: _d, REDIS_URL: _r, ...inherited } = process.env;
-    const child = spawn(process.execPath, [resolve(REPO_ROOT, script), ...args], { env: { ...inherited, LOG_LEVEL: 'silent', ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnProcessGroup(process.execPath, [resolve(REPO_ROOT, script), ...args], { env: { ...inherited, LOG_LEVEL: 'silent', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const timer = setTimeout(() => killProcessGroup(child, 'SIGKILL'), 30_000);
     child.on('error', reject);
     child.on('close', (code) => {

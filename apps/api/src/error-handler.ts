@@ -38,6 +38,9 @@ const FASTIFY_ERRORS: Readonly<Record<string, { status: number; code: ApiErrorCo
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'invalid_payload', message: 'Content-Length does not match the body' },
   FST_ERR_CTP_INVALID_TYPE: { status: 415, code: 'unsupported_media_type' },
   FST_ERR_CTP_EMPTY_TYPE: { status: 415, code: 'unsupported_media_type' },
+  // The router's refusals (frameworkErrors); the path is not echoed (the client's own input, possibly huge).
+  FST_ERR_BAD_URL: { status: 400, code: 'invalid_payload', message: 'the URL path holds invalid percent-encoding' },
+  FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'uri_too_long', message: 'a path segment of the URL is too long' },
 };
 
 /** A 4xx status we have no specific code for. */
@@ -86,23 +89,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
 
 /**
  * Fastify's `frameworkErrors`: URLs its router refuses before any route or hook runs get the API's
- * JSON error body instead of Fastify's `{error, code, message, statusCode}`:
- * - `FST_ERR_BAD_URL` (invalid percent-encoding, e.g. `%E0%A4%A`): 400 `invalid_payload`;
- * - `FST_ERR_MAX_PARAM_LENGTH` (a path parameter over {@link MAX_PATH_PARAM_LENGTH} characters):
- *   414 `uri_too_long`.
- * The path is not echoed (it is the client's own input, possibly huge).
+ * JSON error body (through {@link toErrorReply}, like every other error) instead of Fastify's
+ * `{error, code, message, statusCode}`: `FST_ERR_BAD_URL` (invalid percent-encoding) 400
+ * `invalid_payload`, `FST_ERR_MAX_PARAM_LENGTH` (a path parameter over `MAX_PATH_PARAM_LENGTH`
+ * characters) 414 `uri_too_long`.
  */
 export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  let status = 400;
-  let body: ApiErrorBody;
-  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    status = 414;
-    body = errorBody('uri_too_long', 'a path segment of the URL is too long');
-  } else if (error.code === 'FST_ERR_BAD_URL') {
-    body = errorBody('invalid_payload', 'the URL path holds invalid percent-encoding');
-  } else {
-    ({ status, body } = toErrorReply(error));
-  }
+  const { status, body } = toErrorReply(error);
   request.log.info({ code: error.code, status, error: body.error }, 'request rejected by the router');
   void reply.code(status).send(body);
 }
