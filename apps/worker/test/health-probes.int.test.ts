@@ -22,7 +22,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
+import { resolveBand, SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
 import { heldAdvisoryLocks, startTcpProxy, until, type TcpProxy } from '@scenecache/testing';
 import { startHealthServer, WORKER_HTTP_PATHS, workerProbes, type ProbeReply } from '../src/health-server.js';
 import { startPipelineHarness, type PipelineHarness, type SpawnedWorker } from './pipeline-harness.js';
@@ -125,6 +125,10 @@ describe('worker probes: liveness and readiness', () => {
     it('turns not live and gives up its advisory locks, lives on, and is live, ready and done once Redis answers', async () => {
       const { body } = await h.enqueue({ tenant_id: 'silent-redis', scene_id: PRODUCT, bands: ['B02'] });
       await until('the download to hold its locks', async () => ((await heldAdvisoryLocks(h.db)).length >= 3 ? true : undefined), 20_000);
+      // ... and to be streaming: between taking its locks and the first byte the job still talks to
+      // Redis (quarantine check, fair-share charge, CDSE token), and a command timing out there hands
+      // the job back itself, locks and all, before the liveness bound (the flake of issue 18).
+      await until('the stream to start', () => h.sim.downloadsOf(PRODUCT, resolveBand('L2A', 'B02').fileSuffix).bytes > 0, 20_000);
 
       redisProxy.blackhole();
       const silentAt = Date.now();

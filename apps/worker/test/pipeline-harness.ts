@@ -6,7 +6,8 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
+import { createWriteStream } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -36,7 +37,7 @@ export interface PipelineHarness {
   /** POST /v1/downloads; returns status and body. */
   enqueue(body: Record<string, unknown>): Promise<{ status: number; body: { job_id?: string; error?: { code: string; field?: string } } }>;
   startWorker(concurrency?: number): Promise<WorkerRuntime>;
-  /** Spawn `apps/worker/dist/main.js` with the harness settings plus `env`; its stdout is captured as JSON lines. */
+  /** Spawn `apps/worker/dist/main.js` with the harness settings plus `env`; its stdout is captured as JSON lines (and copied to `$TEST_WORKER_LOG_DIR/worker-<pid>.log` when that is set). */
   spawnWorker(env?: Record<string, string>): SpawnedWorker;
   /** SIGKILL every spawned worker still running (with its process group) and wait for the exits — between tests, so an idle worker does not take the next test's job. */
   killSpawnedWorkers(): Promise<void>;
@@ -122,6 +123,9 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       children.push(child);
+      // TEST_WORKER_LOG_DIR keeps every spawned worker's log for a failure's post-mortem.
+      const logDir = process.env.TEST_WORKER_LOG_DIR;
+      if (logDir) child.stdout!.pipe(createWriteStream(join(logDir, `worker-${child.pid}.log`)));
       return captureJsonLogs(child);
     },
     async killSpawnedWorkers() {
