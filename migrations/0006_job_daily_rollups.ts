@@ -19,7 +19,12 @@
  * with `SET LOCAL scenecache.retention = 'on'`; the triggers then keep the rollups, so the history
  * outlives the rows.
  *
- * Rollup rows whose counts all fall to zero stay (harmless); the views skip them.
+ * Beside it, kept by the same triggers from the same delta: `job_daily_totals` (per UTC day, all
+ * tenants; `cache_daily_stats` reads it) and `job_tenant_totals` (per tenant, all time), so the
+ * all-time statistics read days + tenants rows instead of summing days × tenants rows on every call
+ * (500 tenants for a year: 182,500 rows, ~50 ms per sum).
+ *
+ * Rows whose counts all fall to zero stay (harmless); the views and reads skip them.
  */
 import { sql, type Kysely } from 'kysely';
 
@@ -36,14 +41,43 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       bytes_delivered bigint NOT NULL DEFAULT 0,
       PRIMARY KEY (day, tenant_id)
     )`.execute(db);
-  await sql`COMMENT ON TABLE job_daily_rollups IS 'scenecache: finished jobs per (UTC day, tenant), kept equal to download_jobs by triggers (retention deletes excepted); read through cache_daily_stats / tenant_daily_stats'`.execute(db);
+  await sql`COMMENT ON TABLE job_daily_rollups IS 'scenecache: finished jobs per (UTC day, tenant), kept equal to download_jobs by triggers (retention deletes excepted); read through tenant_daily_stats'`.execute(db);
+
+  // All-tenant totals per day (the per-day statistics and the totals read these: one row a day)
+  // and all-time totals per tenant (the all-time per-tenant table: one row a tenant), so an
+  // all-time read costs days + tenants rows, not days × tenants.
+  await sql`
+    CREATE TABLE job_daily_totals (
+      day date PRIMARY KEY,
+      requests bigint NOT NULL DEFAULT 0,
+      reused bigint NOT NULL DEFAULT 0,
+      downloaded bigint NOT NULL DEFAULT 0,
+      failed bigint NOT NULL DEFAULT 0,
+      bytes_downloaded bigint NOT NULL DEFAULT 0,
+      bytes_delivered bigint NOT NULL DEFAULT 0
+    )`.execute(db);
+  await sql`
+    CREATE TABLE job_tenant_totals (
+      tenant_id text PRIMARY KEY,
+      requests bigint NOT NULL DEFAULT 0,
+      reused bigint NOT NULL DEFAULT 0,
+      downloaded bigint NOT NULL DEFAULT 0,
+      failed bigint NOT NULL DEFAULT 0,
+      bytes_downloaded bigint NOT NULL DEFAULT 0,
+      bytes_delivered bigint NOT NULL DEFAULT 0
+    )`.execute(db);
+  await sql`COMMENT ON TABLE job_daily_totals IS 'scenecache: finished jobs per UTC day, all tenants: job_daily_rollups summed by day, kept by the same triggers; read through cache_daily_stats'`.execute(db);
+  await sql`COMMENT ON TABLE job_tenant_totals IS 'scenecache: finished jobs per tenant, all time: job_daily_rollups summed by tenant, kept by the same triggers'`.execute(db);
 
   // One function for the three triggers. The delta of a statement: + its new finished rows,
-  // − its old finished rows (the transition tables its operation has, read by dynamic SQL).
+  // − its old finished rows (the transition tables its operation has, read by dynamic SQL),
+  // added to the three tables in a fixed order — (day, tenant), day, tenant — each in key order,
+  // so concurrent statements take the rows' locks in one global order and never deadlock.
   await sql`
     CREATE FUNCTION job_daily_rollups_apply() RETURNS trigger LANGUAGE plpgsql AS $fn$
     DECLARE
       source text;
+      target record;
     BEGIN
       IF TG_OP = 'DELETE' AND current_setting('scenecache.retention', true) = 'on' THEN
         RETURN NULL;
@@ -53,27 +87,36 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         WHEN 'DELETE' THEN 'SELECT -1 AS sign, * FROM old_rows'
         ELSE 'SELECT -1 AS sign, * FROM old_rows UNION ALL SELECT 1, * FROM new_rows'
       END;
-      EXECUTE format($q$
-        INSERT INTO job_daily_rollups AS r (day, tenant_id, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered)
-        SELECT (finished_at AT TIME ZONE 'UTC')::date, tenant_id,
-          COALESCE(sum(sign) FILTER (WHERE status = 'completed'), 0),
-          COALESCE(sum(sign) FILTER (WHERE status = 'completed' AND cache_status = 'reused'), 0),
-          COALESCE(sum(sign) FILTER (WHERE status = 'completed' AND cache_status = 'downloaded'), 0),
-          COALESCE(sum(sign) FILTER (WHERE status = 'failed'), 0),
-          COALESCE(sum(sign * bytes_downloaded) FILTER (WHERE status = 'completed'), 0),
-          COALESCE(sum(sign * bytes_copied) FILTER (WHERE status = 'completed'), 0)
-        FROM (%s) AS delta
-        WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
-        GROUP BY 1, 2
-        ORDER BY 1, 2
-        ON CONFLICT (day, tenant_id) DO UPDATE SET
-          requests = r.requests + EXCLUDED.requests,
-          reused = r.reused + EXCLUDED.reused,
-          downloaded = r.downloaded + EXCLUDED.downloaded,
-          failed = r.failed + EXCLUDED.failed,
-          bytes_downloaded = r.bytes_downloaded + EXCLUDED.bytes_downloaded,
-          bytes_delivered = r.bytes_delivered + EXCLUDED.bytes_delivered
-      $q$, source);
+      FOR target IN
+        SELECT * FROM (VALUES
+          (1, 'job_daily_rollups', 'day, tenant_id', $k$(finished_at AT TIME ZONE 'UTC')::date, tenant_id$k$, '1, 2'),
+          (2, 'job_daily_totals', 'day', $k$(finished_at AT TIME ZONE 'UTC')::date$k$, '1'),
+          (3, 'job_tenant_totals', 'tenant_id', 'tenant_id', '1')
+        ) AS t (ord, tbl, key_columns, key_values, key_positions)
+        ORDER BY ord
+      LOOP
+        EXECUTE format($q$
+          INSERT INTO %I AS r (%s, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered)
+          SELECT %s,
+            COALESCE(sum(sign) FILTER (WHERE status = 'completed'), 0),
+            COALESCE(sum(sign) FILTER (WHERE status = 'completed' AND cache_status = 'reused'), 0),
+            COALESCE(sum(sign) FILTER (WHERE status = 'completed' AND cache_status = 'downloaded'), 0),
+            COALESCE(sum(sign) FILTER (WHERE status = 'failed'), 0),
+            COALESCE(sum(sign * bytes_downloaded) FILTER (WHERE status = 'completed'), 0),
+            COALESCE(sum(sign * bytes_copied) FILTER (WHERE status = 'completed'), 0)
+          FROM (%s) AS delta
+          WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
+          GROUP BY %s
+          ORDER BY %s
+          ON CONFLICT (%s) DO UPDATE SET
+            requests = r.requests + EXCLUDED.requests,
+            reused = r.reused + EXCLUDED.reused,
+            downloaded = r.downloaded + EXCLUDED.downloaded,
+            failed = r.failed + EXCLUDED.failed,
+            bytes_downloaded = r.bytes_downloaded + EXCLUDED.bytes_downloaded,
+            bytes_delivered = r.bytes_delivered + EXCLUDED.bytes_delivered
+        $q$, target.tbl, target.key_columns, target.key_values, source, target.key_positions, target.key_positions, target.key_columns);
+      END LOOP;
       RETURN NULL;
     END
     $fn$`.execute(db);
@@ -94,6 +137,14 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     FROM download_jobs
     WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
     GROUP BY 1, 2`.execute(db);
+  await sql`
+    INSERT INTO job_daily_totals (day, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered)
+    SELECT day, sum(requests), sum(reused), sum(downloaded), sum(failed), sum(bytes_downloaded), sum(bytes_delivered)
+    FROM job_daily_rollups GROUP BY day`.execute(db);
+  await sql`
+    INSERT INTO job_tenant_totals (tenant_id, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered)
+    SELECT tenant_id, sum(requests), sum(reused), sum(downloaded), sum(failed), sum(bytes_downloaded), sum(bytes_delivered)
+    FROM job_daily_rollups GROUP BY tenant_id`.execute(db);
 
   // Same names, columns and types as 0002 (CREATE OR REPLACE keeps the grants): now from the rollups.
   await sql`
@@ -101,17 +152,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     SELECT
       day,
       (day::timestamp AT TIME ZONE 'UTC') AS day_start,
-      sum(requests)::bigint AS requests,
-      sum(reused)::bigint AS reused,
-      sum(downloaded)::bigint AS downloaded,
-      sum(failed)::bigint AS failed,
-      sum(reused)::double precision / NULLIF(sum(requests), 0) AS hit_ratio,
-      sum(bytes_downloaded)::bigint AS bytes_downloaded,
-      sum(bytes_delivered)::bigint AS bytes_delivered,
-      (sum(bytes_delivered) - sum(bytes_downloaded))::bigint AS bytes_saved
-    FROM job_daily_rollups
-    WHERE requests <> 0 OR failed <> 0
-    GROUP BY day`.execute(db);
+      requests,
+      reused,
+      downloaded,
+      failed,
+      reused::double precision / NULLIF(requests, 0) AS hit_ratio,
+      bytes_downloaded,
+      bytes_delivered,
+      (bytes_delivered - bytes_downloaded) AS bytes_saved
+    FROM job_daily_totals
+    WHERE requests <> 0 OR failed <> 0`.execute(db);
   await sql`
     CREATE OR REPLACE VIEW tenant_daily_stats AS
     SELECT
@@ -175,5 +225,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await sql`DROP TRIGGER IF EXISTS download_jobs_rollup_update ON download_jobs`.execute(db);
   await sql`DROP TRIGGER IF EXISTS download_jobs_rollup_insert ON download_jobs`.execute(db);
   await sql`DROP FUNCTION IF EXISTS job_daily_rollups_apply()`.execute(db);
+  await sql`DROP TABLE IF EXISTS job_tenant_totals`.execute(db);
+  await sql`DROP TABLE IF EXISTS job_daily_totals`.execute(db);
   await sql`DROP TABLE IF EXISTS job_daily_rollups`.execute(db);
 }

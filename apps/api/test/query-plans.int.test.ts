@@ -94,7 +94,10 @@ describe('query plans of the API reads on a year of history', () => {
     // The statistics read the daily rollups, not the job rows.
     const stats = explained.filter((e) => e.request.startsWith('GET /v1/cache/stats'));
     expect(stats.length).toBeGreaterThanOrEqual(4);
-    expect(stats.filter((e) => !e.relations.includes('job_daily_rollups') || e.relations.includes('download_jobs'))).toEqual([]);
+    const ROLLUPS = ['job_daily_rollups', 'job_daily_totals', 'job_tenant_totals'];
+    expect(stats.filter((e) => !ROLLUPS.some((r) => e.relations.includes(r)) || e.relations.includes('download_jobs'))).toEqual([]);
+    // All time, per day and per tenant come from the one-row-a-day and one-row-a-tenant sums.
+    expect(new Set(stats.filter((e) => e.request === 'GET /v1/cache/stats').flatMap((e) => e.relations.filter((r) => ROLLUPS.includes(r))))).toEqual(new Set(['job_daily_totals', 'job_tenant_totals']));
     expect(explained.filter((e) => e.scans.includes('download_jobs')).map((e) => `${e.request}: ${e.sql}`)).toEqual([]);
   });
 });

@@ -66,8 +66,10 @@ function figures(counts: Omit<CacheStatsFigures, 'hit_ratio' | 'bytes_saved'>): 
 
 /**
  * Cache statistics of a period, read from the views: per day (`cache_daily_stats`, or
- * `tenant_daily_stats` for one tenant), per tenant (`tenant_daily_stats` summed over the period),
- * and the totals (the days summed). Jobs count on the UTC day they finished; queued and active jobs
+ * `tenant_daily_stats` for one tenant), per tenant (`tenant_daily_stats` summed over the period;
+ * all time: `job_tenant_totals`, one row per tenant), and the totals (the days summed). Every read
+ * is of rollups (migration 0006): a year of 500 tenants costs a few hundred rows all time, and
+ * tenants × days of the period otherwise. Jobs count on the UTC day they finished; queued and active jobs
  * are not counted.
  *
  * @throws ValidationError `invalid_payload` (field `since`/`until`) for a malformed day or
@@ -95,18 +97,30 @@ export async function getCacheStats(db: Queryable, query: CacheStatsQuery = {}):
     days = await select.orderBy('day').execute();
   }
 
-  let tenants = db
-    .selectFrom('tenant_daily_stats')
-    .select((eb) => [
-      'tenant_id',
-      // sum(bigint) is numeric: cast back so the pool parses a number.
-      ...columns.map((column) => sql<number>`sum(${eb.ref(column)})::bigint`.as(column)),
-    ])
-    .groupBy('tenant_id');
-  if (tenantId !== undefined) tenants = tenants.where('tenant_id', '=', tenantId);
-  if (since !== undefined) tenants = tenants.where('day', '>=', since);
-  if (until !== undefined) tenants = tenants.where('day', '<=', until);
-  const perTenant = await tenants.orderBy(sql`sum(requests)`, 'desc').orderBy('tenant_id').execute();
+  let perTenant;
+  if (since === undefined && until === undefined) {
+    // All time: one row per tenant, kept by the rollup triggers.
+    let tenants = db
+      .selectFrom('job_tenant_totals')
+      .select(['tenant_id', ...columns])
+      .where((eb) => eb.or([eb('requests', '<>', 0), eb('failed', '<>', 0)]));
+    if (tenantId !== undefined) tenants = tenants.where('tenant_id', '=', tenantId);
+    perTenant = await tenants.orderBy('requests', 'desc').orderBy('tenant_id').execute();
+  } else {
+    // A period: its days of each tenant, summed.
+    let tenants = db
+      .selectFrom('tenant_daily_stats')
+      .select((eb) => [
+        'tenant_id',
+        // sum(bigint) is numeric: cast back so the pool parses a number.
+        ...columns.map((column) => sql<number>`sum(${eb.ref(column)})::bigint`.as(column)),
+      ])
+      .groupBy('tenant_id');
+    if (tenantId !== undefined) tenants = tenants.where('tenant_id', '=', tenantId);
+    if (since !== undefined) tenants = tenants.where('day', '>=', since);
+    if (until !== undefined) tenants = tenants.where('day', '<=', until);
+    perTenant = await tenants.orderBy(sql`sum(requests)`, 'desc').orderBy('tenant_id').execute();
+  }
 
   const sum = { requests: 0, reused: 0, downloaded: 0, failed: 0, bytes_downloaded: 0, bytes_delivered: 0 };
   for (const day of days) for (const column of columns) sum[column] += day[column];

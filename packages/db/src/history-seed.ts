@@ -88,6 +88,6 @@ export async function seedHistory(db: Kysely<DB>, options: HistorySeedOptions): 
       options.onProgress?.(to + 1);
     }
     await sql`ANALYZE download_jobs`.execute(conn);
-    await sql`ANALYZE job_daily_rollups`.execute(conn);
+    await sql`ANALYZE job_daily_rollups, job_daily_totals, job_tenant_totals`.execute(conn);
   });
 }

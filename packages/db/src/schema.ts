@@ -137,6 +137,14 @@ export interface TenantDailyStatsView extends CacheDailyStatsView {
   tenant_id: string;
 }
 
+/**
+ * All-time figures of one tenant (`job_tenant_totals`, migration 0006), kept by the rollup
+ * triggers on `download_jobs`; the application only reads it. Counts are jobs, the rest bytes.
+ */
+export interface JobTenantTotalsTable extends Omit<CacheStatsFigures, 'hit_ratio' | 'bytes_saved'> {
+  tenant_id: string;
+}
+
 /** An API key (migration 0003). The secret is never stored: only its SHA-256. */
 export interface ApiKeysTable {
   id: Generated<string>;
@@ -188,6 +196,8 @@ export interface DB {
   cache_daily_stats: CacheDailyStatsView;
   /** View (read-only). */
   tenant_daily_stats: TenantDailyStatsView;
+  /** Kept by triggers (read-only for the application). */
+  job_tenant_totals: JobTenantTotalsTable;
   api_keys: ApiKeysTable;
   upstream_products: UpstreamProductsTable;
   upstream_transfers: UpstreamTransfersTable;

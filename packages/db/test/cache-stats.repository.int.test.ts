@@ -129,6 +129,13 @@ describe('getCacheStats', () => {
     expect(one.totals).toEqual(day1);
     expect(one.per_tenant).toEqual([{ tenant_id: 'acme', ...acme1 }, { tenant_id: 'globex', ...globex1 }]);
 
+    // All time reads the per-tenant totals, a period sums the days: the same figures over the same days.
+    expect(await getCacheStats(t.db, { since: D1 })).toEqual(await getCacheStats(t.db));
+    expect((await getCacheStats(t.db, { tenantId: 'acme' })).per_tenant).toEqual([
+      { tenant_id: 'acme', requests: 4, reused: 3, downloaded: 1, failed: 2, hit_ratio: 0.75, bytes_downloaded: 300, bytes_delivered: 1100, bytes_saved: 800 },
+    ]);
+    expect(await getCacheStats(t.db, { tenantId: 'acme', until: D3 })).toEqual(await getCacheStats(t.db, { tenantId: 'acme' }));
+
     const none = await getCacheStats(t.db, { tenantId: 'nobody' });
     expect(none).toEqual({
       totals: { requests: 0, reused: 0, downloaded: 0, failed: 0, hit_ratio: null, bytes_downloaded: 0, bytes_delivered: 0, bytes_saved: 0 },

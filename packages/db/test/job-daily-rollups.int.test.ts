@@ -1,5 +1,6 @@
 /**
- * Issue 14: `job_daily_rollups` (migration 0006) — the dashboard views read daily rollups that are
+ * Issue 14: `job_daily_rollups` and its all-tenant (`job_daily_totals`) and all-time
+ * (`job_tenant_totals`) sums (migration 0006) — the dashboard views read daily rollups that are
  * always equal to the aggregates of the raw `download_jobs` rows (the views of migration 0002),
  * whatever wrote the rows: the repositories (the worker's path), plain SQL inserts, updates and
  * deletes (one row, many rows per statement, rows moving between days, tenants and statuses), and
@@ -41,12 +42,20 @@ const RAW_DAILY = sql<Record<string, unknown>>`
     sum(bytes_downloaded)::bigint AS bytes_downloaded, sum(bytes_delivered)::bigint AS bytes_delivered, sum(bytes_saved)::bigint AS bytes_saved
   FROM (${RAW_TENANT_DAILY}) AS t GROUP BY 1, 2 ORDER BY 1`;
 
-/** Both views equal the raw aggregates, and there is something to compare. */
+/** The same per tenant, all time. */
+const RAW_TENANT = sql<Record<string, unknown>>`
+  SELECT tenant_id, sum(requests)::bigint AS requests, sum(reused)::bigint AS reused, sum(downloaded)::bigint AS downloaded,
+    sum(failed)::bigint AS failed, sum(bytes_downloaded)::bigint AS bytes_downloaded, sum(bytes_delivered)::bigint AS bytes_delivered
+  FROM (${RAW_TENANT_DAILY}) AS t GROUP BY 1 ORDER BY 1`;
+
+/** Both views and the all-time tenant totals equal the raw aggregates. */
 async function expectViewsEqualRaw(db: Kysely<DB>): Promise<void> {
   const raw = (await RAW_TENANT_DAILY.execute(db)).rows;
   const view = (await sql<Record<string, unknown>>`SELECT * FROM tenant_daily_stats ORDER BY day, tenant_id`.execute(db)).rows;
   expect(view).toEqual(raw);
   expect((await sql`SELECT * FROM cache_daily_stats ORDER BY day`.execute(db)).rows).toEqual((await RAW_DAILY.execute(db)).rows);
+  const tenantTotals = sql`SELECT tenant_id, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered FROM job_tenant_totals WHERE requests <> 0 OR failed <> 0 ORDER BY 1`;
+  expect((await tenantTotals.execute(db)).rows).toEqual((await RAW_TENANT.execute(db)).rows);
 }
 
 /** A finished job row by plain SQL (as a backfill would write it). */
@@ -71,7 +80,7 @@ describe('job_daily_rollups', () => {
   });
   beforeEach(async () => {
     await sql`DELETE FROM download_jobs`.execute(t.db);
-    await sql`DELETE FROM job_daily_rollups`.execute(t.db);
+    await sql`TRUNCATE job_daily_rollups, job_daily_totals, job_tenant_totals`.execute(t.db);
   });
 
   it('equal the raw aggregates after jobs finished through the repositories', async () => {
@@ -156,12 +165,17 @@ describe('job_daily_rollups', () => {
       { tenant: 'a', day: '2026-11-01', status: 'completed', cache: 'downloaded', down: 5, copied: 5 },
     ]);
     const before = (await sql`SELECT * FROM tenant_daily_stats ORDER BY day`.execute(t.db)).rows;
+    const beforeTotals = (await sql`SELECT * FROM cache_daily_stats ORDER BY day`.execute(t.db)).rows;
+    const beforeTenant = (await sql`SELECT * FROM job_tenant_totals`.execute(t.db)).rows;
+    expect(beforeTenant).toEqual([{ tenant_id: 'a', requests: 2, reused: 1, downloaded: 1, failed: 1, bytes_downloaded: 5, bytes_delivered: 15 }]);
     await t.db.transaction().execute(async (trx) => {
       await sql`SET LOCAL scenecache.retention = 'on'`.execute(trx);
       await sql`DELETE FROM download_jobs WHERE finished_at < '2026-01-01'`.execute(trx);
     });
     expect((await sql`SELECT count(*)::int AS n FROM download_jobs`.execute(t.db)).rows).toEqual([{ n: 1 }]);
     expect((await sql`SELECT * FROM tenant_daily_stats ORDER BY day`.execute(t.db)).rows).toEqual(before);
+    expect((await sql`SELECT * FROM cache_daily_stats ORDER BY day`.execute(t.db)).rows).toEqual(beforeTotals);
+    expect((await sql`SELECT * FROM job_tenant_totals`.execute(t.db)).rows).toEqual(beforeTenant);
     // Outside retention, a delete counts again.
     await sql`DELETE FROM download_jobs`.execute(t.db);
     expect((await sql`SELECT day::text FROM tenant_daily_stats`.execute(t.db)).rows).toEqual([{ day: '2025-01-01' }]);
