@@ -80,7 +80,7 @@ export const scenario: Scenario = {
       };
       const samples = ctx.quick ? 5 : 30;
       const since = new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10);
-      const busy = (await sql<{ tenant_id: string }>`SELECT tenant_id FROM job_daily_rollups GROUP BY 1 ORDER BY sum(requests) DESC LIMIT 1`.execute(db)).rows[0]!.tenant_id;
+      const busy = (await sql<{ tenant_id: string }>`SELECT tenant_id FROM job_tenant_totals ORDER BY requests DESC, tenant_id LIMIT 1`.execute(db)).rows[0]!.tenant_id;
       const reads: Array<{ name: string; path: string; raw?: string }> = [
         { name: 'stats, all time', path: '/v1/cache/stats', raw: rawStatsSql('') },
         { name: 'stats, last 30 days', path: `/v1/cache/stats?since=${since}`, raw: rawStatsSql(`AND finished_at >= '${since}'`) },
