@@ -237,7 +237,10 @@ describe('Redis and Postgres go away and come back', () => {
       }
     }
     const streamsOf = (key: string) => h.sim.counters().files[key] ?? { started: 0, completed: 0, bytes: 0, ranged: 0 };
-    await until('one download per product in flight', () => h.sim.counters().currentConcurrentDownloads === BATCH_PRODUCTS.length, 20_000);
+    // Streams in flight (how many depends on how the first jobs plan their bursts: up to the cap of
+    // 4, several bands of one product at once).
+    const inFlight = () => [...files.keys()].filter((k) => streamsOf(k).started > streamsOf(k).completed);
+    const inFlightAtRedisCut = await until('band streams in flight', () => (inFlight().length > 0 ? inFlight() : undefined), 20_000);
 
     // Redis away for 3 s (less than the job lock): the downloads go on, BullMQ's and the workers'
     // commands wait for the connection, and nothing is interrupted.
@@ -245,6 +248,9 @@ describe('Redis and Postgres go away and come back', () => {
     await sleep(3_000);
     await redisProxy.up();
     await until('downloads to resume after Redis came back', () => [...files.keys()].filter((k) => streamsOf(k).completed > 0).length >= BATCH_PRODUCTS.length + 1, 30_000);
+    // The streams in flight at the cut ran to their end, once.
+    await until('the streams in flight at the cut to end', () => inFlightAtRedisCut.every((k) => streamsOf(k).completed > 0), 30_000);
+    expect(inFlightAtRedisCut.map((k) => ({ k, started: streamsOf(k).started, completed: streamsOf(k).completed }))).toEqual(inFlightAtRedisCut.map((k) => ({ k, started: 1, completed: 1 })));
 
     // Postgres away for 3 s. It takes the scene locks with it: each in-flight download aborts (its
     // upload too) and is retried once Postgres is back, from the start. A stream the sim had

@@ -6,8 +6,8 @@
  *
  * - the sim never sees more than 4 band streams at once (and no 429), yet does see 4: the cap is
  *   used, not just respected;
- * - jobs waiting for a slot hold no worker slot: once the first job has completed (every job has
- *   been sorted into downloading or waiting by then), at most 3 × cap of the 24 worker slots hold
+ * - jobs waiting for a slot hold no worker slot: once every job has been sorted into downloading
+ *   or waiting (none left in `wait`, at most the cap active), at most 3 × cap of the 24 worker slots hold
  *   a job — per upstream slot its streaming job, the waiter its last release woke (a release and a
  *   waiter's re-check may each wake one), and the job that freed it, still finishing its other
  *   band or its fan-out — and the rest are delayed; there is a moment with the 4 streams running, at most 4
@@ -145,9 +145,16 @@ describe(`the upstream cap with ${PROCESSES} worker processes × ${WORKER_CONCUR
     // --- Waiters out of the way: a moment with 4 streams, their jobs (a job streams its 2 bands at
     // once) the only active ones, every job not yet completed delayed.
     expect(samples.some((s) => s.downloading === CAP && s.active <= CAP && s.active + s.delayed + s.completed === JOBS)).toBe(true);
-    // Once a job has completed, every job has been sorted: per slot at most its streaming job, a
-    // waiter its release (or a waiter's re-check) woke, and the job that freed it, still finishing.
-    const steady = samples.filter((s) => s.completed >= 1 && s.completed < JOBS);
+    // Steady state: from the first moment every job has been sorted — none left in `wait` (all 40
+    // fetched at least once: 24 worker slots take the first 24, the rest as the first ones move to
+    // delayed) and at most the cap's streaming jobs active. Not "from the first completion": on a
+    // loaded machine the first job completes while the second wave is still being sorted (16
+    // active, each about to move to delayed: the flake of issue 18). From then on, per slot at
+    // most its streaming job, a waiter its release (or a waiter's re-check) woke, and the job that
+    // freed it, still finishing.
+    const sortedAt = samples.findIndex((s) => s.waiting === 0 && s.active <= CAP && s.delayed > 0);
+    expect(sortedAt).toBeGreaterThanOrEqual(0);
+    const steady = samples.slice(sortedAt).filter((s) => s.completed < JOBS);
     expect(steady.length).toBeGreaterThan(50);
     const worst = (key: keyof Sample) => steady.reduce((m, s) => (s[key] > m[key] ? s : m), steady[0]!);
     expect(worst('active').active).toBeLessThanOrEqual(3 * CAP);
