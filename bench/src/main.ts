@@ -10,7 +10,7 @@
  * Exit code: 0 when every scenario ran, 1 when any failed, 2 on bad arguments.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { cpus, release, totalmem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,11 +28,16 @@ const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 interface Options {
   quick: boolean;
   only?: string[];
+  /** Put the `only` scenarios' records into the full run at `out` instead of writing a report of their own. */
+  merge: boolean;
   out: string;
 }
 
-/** One scenario's entry in the JSON: its result (figures empty when it failed), wall time, error. */
-type ScenarioRecord = ScenarioResult & { wall_ms: number; error?: string };
+/**
+ * One scenario's entry in the JSON: its result (figures empty when it failed), wall time, error;
+ * `run` when it was merged in from a later `--only … --merge` run than the report's own.
+ */
+type ScenarioRecord = ScenarioResult & { wall_ms: number; error?: string; run?: { date: string; git_commit: string | null } };
 
 /** What the JSON file holds. */
 interface BenchReport {
@@ -49,21 +54,24 @@ interface BenchReport {
   scenarios: ScenarioRecord[];
 }
 
-const USAGE = `usage: npm run bench [-- --quick] [--only id,id] [--out FILE]
+const USAGE = `usage: npm run bench [-- --quick] [--only id,id [--merge]] [--out FILE]
 Runs the scenarios (each against a baseline taken in the same run) and writes bench/results/latest.{json,md}
-(quick.json / only.json with --quick / --only, or FILE).
+(quick.json / only.json with --quick / --only, or FILE). --only … --merge puts those scenarios' new
+records into the full run's latest.{json,md} (or FILE), each marked with its own run date and commit.
 scenarios: ${SCENARIOS.map((s) => s.id).join(', ')}`;
 
 /** @throws UsageError naming what is wrong with the command line. */
 function parseArgs(argv: readonly string[]): Options {
-  const { values } = parseCommandLine(argv, { usage: USAGE, options: { quick: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' } } });
+  const { values } = parseCommandLine(argv, { usage: USAGE, options: { quick: { type: 'boolean' }, only: { type: 'string' }, merge: { type: 'boolean' }, out: { type: 'string' } } });
   const quick = values.quick === true;
+  const merge = values.merge === true;
   const only = typeof values.only === 'string' ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
   const out = typeof values.out === 'string' ? values.out : undefined;
   const unknown = only?.filter((id) => !SCENARIOS.some((s) => s.id === id)) ?? [];
   if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')} (scenarios: ${SCENARIOS.map((s) => s.id).join(', ')})`);
-  const name = quick ? 'quick.json' : only ? 'only.json' : 'latest.json';
-  return { quick, only, out: resolve(out ?? resolve(ROOT, 'bench/results', name)) };
+  if (merge && (only === undefined || quick)) throw new UsageError('--merge needs --only and a full-size run (no --quick)');
+  const name = quick ? 'quick.json' : only && !merge ? 'only.json' : 'latest.json';
+  return { quick, only, merge, out: resolve(out ?? resolve(ROOT, 'bench/results', name)) };
 }
 
 /** `git rev-parse HEAD` and whether the tree is dirty; nulls when git fails (no repository, no git). */
@@ -185,11 +193,38 @@ function markdownReport(report: BenchReport, table: string): string {
     '',
     `Run ${report.date} at commit ${report.git_commit ?? 'unknown'}${report.git_dirty ? ' (uncommitted changes)' : ''}, ${(report.wall_ms / 60_000).toFixed(1)} min.`,
     `Machine: ${String(m.cpu_count)} × ${String(m.cpu_model)}, ${gib} GiB RAM, ${String(m.platform)}, Node ${String(m.node_version)}; ${String(m.postgres_version)}; ${String(m.redis_version)}; S3: ${String(m.s3)}.`,
+    ...report.scenarios.flatMap((s) => (s.run ? [`Scenario ${s.id}: run on its own (\`--only ${s.id} --merge\`) ${s.run.date} at commit ${s.run.git_commit ?? 'unknown'}, same machine.`] : [])),
     '',
     table,
     '',
     ...(notes.length > 0 ? ['Notes:', '', ...notes, ''] : []),
   ].join('\n');
+}
+
+/**
+ * The full run of every scenario at `path` (JSON of a `npm run bench` without options).
+ * @throws UsageError when `path` holds no full, full-size run.
+ */
+async function readFullRun(path: string): Promise<BenchReport> {
+  let full: BenchReport;
+  try {
+    full = JSON.parse(await readFile(path, 'utf8')) as BenchReport;
+  } catch (err) {
+    throw new UsageError(`--merge: cannot read a report at ${path} (${(err as Error).message})`);
+  }
+  if (full.quick || full.only !== null) throw new UsageError(`--merge: ${path} is not a full run of every scenario`);
+  return full;
+}
+
+/**
+ * `full` with the records of `partial` (an `--only` run) in place of its own (appended when it
+ * had none), each marked with the partial run's date and commit.
+ */
+function mergeIntoFullRun(full: BenchReport, partial: BenchReport): BenchReport {
+  const fresh = new Map(partial.scenarios.map((r) => [r.id, { ...r, run: { date: partial.date, git_commit: partial.git_commit } }]));
+  const scenarios = full.scenarios.map((r) => fresh.get(r.id) ?? r);
+  for (const [id, r] of fresh) if (!full.scenarios.some((old) => old.id === id)) scenarios.push(r);
+  return { ...full, scenarios };
 }
 
 /** Write atomically (a `.tmp` file renamed), creating the directory. */
@@ -204,6 +239,8 @@ async function main(): Promise<number> {
   // need Node 22; it says nothing about the run, so the bench's output does without it.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const options = parseArgs(process.argv.slice(2));
+  // Read before running: a report that cannot take the merge fails now, not after the scenarios.
+  const fullRun = options.merge ? await readFullRun(options.out) : undefined;
   const selected = options.only ? SCENARIOS.filter((s) => options.only!.includes(s.id)) : [...SCENARIOS];
   const t0 = performance.now();
   const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s]`;
@@ -230,7 +267,7 @@ async function main(): Promise<number> {
     }
   }
 
-  const report: BenchReport = {
+  let report: BenchReport = {
     date,
     git_commit: git.commit,
     git_dirty: git.dirty,
@@ -240,7 +277,8 @@ async function main(): Promise<number> {
     wall_ms: Math.round(performance.now() - t0),
     scenarios: records,
   };
-  const table = markdownTable(tableRows(records));
+  if (fullRun) report = mergeIntoFullRun(fullRun, report);
+  const table = markdownTable(tableRows(report.scenarios));
   const mdPath = options.out.replace(/\.json$/, '') + '.md';
   await writeAtomically(options.out, JSON.stringify(report, null, 2) + '\n');
   await writeAtomically(mdPath, markdownReport(report, table));
