@@ -7,7 +7,9 @@
  *   value given — never a credential's value, never a URL's password;
  * - the demo drops only a database it made itself (marked), and refuses an unmarked one.
  */
-import { resolve } from 'node:path';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { sql } from 'kysely';
 import { DEMO_DATABASE_MARK, recreateDemoDatabase } from '../apps/demo/src/demo-environment.js';
 import { createDatabase, createDb, dropDatabase } from '@scenecache/db';
@@ -59,6 +61,19 @@ describe.each(Object.entries(ENTRY_POINTS))('%s', (name, script) => {
     const lines = errorLines(res.stderr);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^(scenecache ${name}|dashboard ${name}): .*--no-such-option.*\\(--help for usage\\)$`));
+  });
+});
+
+describe('bench --merge', () => {
+  it('refuses before running anything: without --only, or into a report that is not a full run', async () => {
+    const noOnly = await run(ENTRY_POINTS.bench!, ['--merge']);
+    expect({ code: noOnly.code, lines: errorLines(noOnly.stderr) }).toEqual({ code: 2, lines: ['scenecache bench: --merge needs --only and a full-size run (no --quick) (--help for usage)'] });
+    // A run of one scenario: merging into it would pass it off as a full run.
+    const onlyRun = join(await mkdtemp(join(tmpdir(), 'bench-')), 'history.json');
+    await writeFile(onlyRun, JSON.stringify({ date: new Date().toISOString(), quick: false, only: ['history'], scenarios: [] }));
+    const partial = await run(ENTRY_POINTS.bench!, ['--only', 'history', '--merge', '--out', onlyRun]);
+    expect({ code: partial.code, lines: errorLines(partial.stderr) }).toEqual({ code: 2, lines: [expect.stringMatching(/^scenecache bench: --merge: .*history\.json is not a full run of every scenario/) as string] });
+    expect(partial.stdout).toBe('');
   });
 });
 
