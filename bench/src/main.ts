@@ -193,7 +193,7 @@ function markdownReport(report: BenchReport, table: string): string {
     '',
     `Run ${report.date} at commit ${report.git_commit ?? 'unknown'}${report.git_dirty ? ' (uncommitted changes)' : ''}, ${(report.wall_ms / 60_000).toFixed(1)} min.`,
     `Machine: ${String(m.cpu_count)} × ${String(m.cpu_model)}, ${gib} GiB RAM, ${String(m.platform)}, Node ${String(m.node_version)}; ${String(m.postgres_version)}; ${String(m.redis_version)}; S3: ${String(m.s3)}.`,
-    ...report.scenarios.flatMap((s) => (s.run ? [`Scenario ${s.id}: run on its own (\`--only ${s.id} --merge\`) ${s.run.date} at commit ${s.run.git_commit ?? 'unknown'}, same machine.`] : [])),
+    ...report.scenarios.flatMap((s) => (s.run ? [`Scenario ${s.id}: run on its own (\`--only ${s.id} --merge\`) ${s.run.date} at commit ${s.run.git_commit ?? 'unknown'}.`] : [])),
     '',
     table,
     '',
