@@ -28,17 +28,21 @@
  */
 import { sql, type Kysely } from 'kysely';
 
+/** The figures every rollup table holds (jobs, then bytes). */
+const FIGURE_COLUMNS = sql.raw(
+  ['requests', 'reused', 'downloaded', 'failed', 'bytes_downloaded', 'bytes_delivered'].map((c) => `${c} bigint NOT NULL DEFAULT 0`).join(',\n      '),
+);
+/** A rollup row's figures as the views of 0002 show them (with `hit_ratio` and `bytes_saved` derived). */
+const VIEW_FIGURES = sql.raw(
+  'requests, reused, downloaded, failed, reused::double precision / NULLIF(requests, 0) AS hit_ratio, bytes_downloaded, bytes_delivered, (bytes_delivered - bytes_downloaded) AS bytes_saved',
+);
+
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE TABLE job_daily_rollups (
       day date NOT NULL,
       tenant_id text NOT NULL,
-      requests bigint NOT NULL DEFAULT 0,
-      reused bigint NOT NULL DEFAULT 0,
-      downloaded bigint NOT NULL DEFAULT 0,
-      failed bigint NOT NULL DEFAULT 0,
-      bytes_downloaded bigint NOT NULL DEFAULT 0,
-      bytes_delivered bigint NOT NULL DEFAULT 0,
+      ${FIGURE_COLUMNS},
       PRIMARY KEY (day, tenant_id)
     )`.execute(db);
   await sql`COMMENT ON TABLE job_daily_rollups IS 'scenecache: finished jobs per (UTC day, tenant), kept equal to download_jobs by triggers (retention deletes excepted); read through tenant_daily_stats'`.execute(db);
@@ -49,22 +53,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`
     CREATE TABLE job_daily_totals (
       day date PRIMARY KEY,
-      requests bigint NOT NULL DEFAULT 0,
-      reused bigint NOT NULL DEFAULT 0,
-      downloaded bigint NOT NULL DEFAULT 0,
-      failed bigint NOT NULL DEFAULT 0,
-      bytes_downloaded bigint NOT NULL DEFAULT 0,
-      bytes_delivered bigint NOT NULL DEFAULT 0
+      ${FIGURE_COLUMNS}
     )`.execute(db);
   await sql`
     CREATE TABLE job_tenant_totals (
       tenant_id text PRIMARY KEY,
-      requests bigint NOT NULL DEFAULT 0,
-      reused bigint NOT NULL DEFAULT 0,
-      downloaded bigint NOT NULL DEFAULT 0,
-      failed bigint NOT NULL DEFAULT 0,
-      bytes_downloaded bigint NOT NULL DEFAULT 0,
-      bytes_delivered bigint NOT NULL DEFAULT 0
+      ${FIGURE_COLUMNS}
     )`.execute(db);
   await sql`COMMENT ON TABLE job_daily_totals IS 'scenecache: finished jobs per UTC day, all tenants: job_daily_rollups summed by day, kept by the same triggers; read through cache_daily_stats'`.execute(db);
   await sql`COMMENT ON TABLE job_tenant_totals IS 'scenecache: finished jobs per tenant, all time: job_daily_rollups summed by tenant, kept by the same triggers'`.execute(db);
@@ -152,14 +146,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     SELECT
       day,
       (day::timestamp AT TIME ZONE 'UTC') AS day_start,
-      requests,
-      reused,
-      downloaded,
-      failed,
-      reused::double precision / NULLIF(requests, 0) AS hit_ratio,
-      bytes_downloaded,
-      bytes_delivered,
-      (bytes_delivered - bytes_downloaded) AS bytes_saved
+      ${VIEW_FIGURES}
     FROM job_daily_totals
     WHERE requests <> 0 OR failed <> 0`.execute(db);
   await sql`
@@ -168,14 +155,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       day,
       (day::timestamp AT TIME ZONE 'UTC') AS day_start,
       tenant_id,
-      requests,
-      reused,
-      downloaded,
-      failed,
-      reused::double precision / NULLIF(requests, 0) AS hit_ratio,
-      bytes_downloaded,
-      bytes_delivered,
-      (bytes_delivered - bytes_downloaded) AS bytes_saved
+      ${VIEW_FIGURES}
     FROM job_daily_rollups
     WHERE requests <> 0 OR failed <> 0`.execute(db);
   // Per-tenant reads over a range of days.
