@@ -9,7 +9,8 @@
  * triggers on INSERT, UPDATE and DELETE of `download_jobs` add the contribution of the new rows and
  * subtract that of the old ones (transition tables), as one upsert per statement in (day, tenant)
  * order — concurrent statements on the same (day, tenant) serialise on that row's lock and lose
- * nothing, and never deadlock on each other's rollup rows.
+ * nothing, and never deadlock on each other's rollup rows (single-statement transactions; a
+ * backfill should commit each statement, see the trigger function).
  *
  * A row contributes when it is finished (`status` completed or failed, `finished_at` set), to the
  * UTC day of `finished_at`: completed → `requests`, `reused`/`downloaded` by `cache_status`, and its
@@ -66,12 +67,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // One function for the three triggers. The delta of a statement: + its new finished rows,
   // − its old finished rows (the transition tables its operation has, read by dynamic SQL),
   // added to the three tables in a fixed order — (day, tenant), day, tenant — each in key order,
-  // so concurrent statements take the rows' locks in one global order and never deadlock.
+  // so concurrent single-statement transactions (every write of the worker and the API) take
+  // the rows' locks in one global order and never deadlock on them. A transaction of several
+  // statements finishing jobs of different days may deadlock with another (Postgres aborts one):
+  // backfills should commit each statement.
   await sql`
     CREATE FUNCTION job_daily_rollups_apply() RETURNS trigger LANGUAGE plpgsql AS $fn$
     DECLARE
       source text;
       target record;
+      finished boolean;
     BEGIN
       IF TG_OP = 'DELETE' AND current_setting('scenecache.retention', true) = 'on' THEN
         RETURN NULL;
@@ -81,6 +86,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
         WHEN 'DELETE' THEN 'SELECT -1 AS sign, * FROM old_rows'
         ELSE 'SELECT -1 AS sign, * FROM old_rows UNION ALL SELECT 1, * FROM new_rows'
       END;
+      -- Most statements (an enqueue, a job turning active) touch no finished row: one cheap check.
+      EXECUTE format($q$SELECT EXISTS (SELECT 1 FROM (%s) AS delta WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL)$q$, source) INTO finished;
+      IF NOT finished THEN
+        RETURN NULL;
+      END IF;
       FOR target IN
         SELECT * FROM (VALUES
           (1, 'job_daily_rollups', 'day, tenant_id', $k$(finished_at AT TIME ZONE 'UTC')::date, tenant_id$k$, '1, 2'),

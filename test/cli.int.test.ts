@@ -7,9 +7,9 @@
  *   value given — never a credential's value, never a URL's password;
  * - the demo drops only a database it made itself (marked), and refuses an unmarked one.
  */
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { sql } from 'kysely';
 import { DEMO_DATABASE_MARK, recreateDemoDatabase } from '../apps/demo/src/demo-environment.js';
 import { createDatabase, createDb, dropDatabase } from '@scenecache/db';
@@ -74,6 +74,7 @@ describe('bench --merge', () => {
     const partial = await run(ENTRY_POINTS.bench!, ['--only', 'history', '--merge', '--out', onlyRun]);
     expect({ code: partial.code, lines: errorLines(partial.stderr) }).toEqual({ code: 2, lines: [expect.stringMatching(/^scenecache bench: --merge: .*history\.json is not a full run of every scenario/) as string] });
     expect(partial.stdout).toBe('');
+    await rm(dirname(onlyRun), { recursive: true, force: true });
   });
 });
 

@@ -37,7 +37,15 @@ interface Options {
  * One scenario's entry in the JSON: its result (figures empty when it failed), wall time, error;
  * `run` when it was merged in from a later `--only … --merge` run than the report's own.
  */
-type ScenarioRecord = ScenarioResult & { wall_ms: number; error?: string; run?: { date: string; git_commit: string | null } };
+type ScenarioRecord = ScenarioResult & { wall_ms: number; error?: string; run?: MergedRun };
+
+/** When, at which commit and on which machine a merged-in record was measured. */
+interface MergedRun {
+  date: string;
+  git_commit: string | null;
+  git_dirty: boolean | null;
+  machine: Record<string, unknown>;
+}
 
 /** What the JSON file holds. */
 interface BenchReport {
@@ -179,9 +187,14 @@ function markdownTable(rows: readonly string[][]): string {
 }
 
 /** The `.md` file: the machine in one paragraph, the table, the figures' notes. */
+/** The machine of a report (`describeMachine`) in one line. */
+function describeMachineLine(m: Record<string, unknown>): string {
+  const gib = (Number(m.total_memory_bytes) / 2 ** 30).toFixed(1);
+  return `${String(m.cpu_count)} × ${String(m.cpu_model)}, ${gib} GiB RAM, ${String(m.platform)}, Node ${String(m.node_version)}; ${String(m.postgres_version)}; ${String(m.redis_version)}; S3: ${String(m.s3)}`;
+}
+
 function markdownReport(report: BenchReport, table: string): string {
   const m = report.machine;
-  const gib = (Number(m.total_memory_bytes) / 2 ** 30).toFixed(1);
   // One line per distinct note of a scenario, naming every figure that carries it.
   const notes = report.scenarios.flatMap((s) => {
     const byNote = new Map<string, string[]>();
@@ -192,8 +205,8 @@ function markdownReport(report: BenchReport, table: string): string {
     `# scenecache benchmarks${report.quick ? ' (quick)' : ''}`,
     '',
     `Run ${report.date} at commit ${report.git_commit ?? 'unknown'}${report.git_dirty ? ' (uncommitted changes)' : ''}, ${(report.wall_ms / 60_000).toFixed(1)} min.`,
-    `Machine: ${String(m.cpu_count)} × ${String(m.cpu_model)}, ${gib} GiB RAM, ${String(m.platform)}, Node ${String(m.node_version)}; ${String(m.postgres_version)}; ${String(m.redis_version)}; S3: ${String(m.s3)}.`,
-    ...report.scenarios.flatMap((s) => (s.run ? [`Scenario ${s.id}: run on its own (\`--only ${s.id} --merge\`) ${s.run.date} at commit ${s.run.git_commit ?? 'unknown'}.`] : [])),
+    `Machine: ${describeMachineLine(m)}.`,
+    ...report.scenarios.flatMap((s) => (s.run ? [`Scenario ${s.id}: run on its own (\`--only ${s.id} --merge\`) ${s.run.date} at commit ${s.run.git_commit ?? 'unknown'}${s.run.git_dirty ? ' (uncommitted changes)' : ''}, on ${describeMachineLine(s.run.machine)}.`] : [])),
     '',
     table,
     '',
@@ -221,7 +234,8 @@ async function readFullRun(path: string): Promise<BenchReport> {
  * had none), each marked with the partial run's date and commit.
  */
 function mergeIntoFullRun(full: BenchReport, partial: BenchReport): BenchReport {
-  const fresh = new Map(partial.scenarios.map((r) => [r.id, { ...r, run: { date: partial.date, git_commit: partial.git_commit } }]));
+  const run: MergedRun = { date: partial.date, git_commit: partial.git_commit, git_dirty: partial.git_dirty, machine: partial.machine };
+  const fresh = new Map(partial.scenarios.map((r) => [r.id, { ...r, run }]));
   const scenarios = full.scenarios.map((r) => fresh.get(r.id) ?? r);
   for (const [id, r] of fresh) if (!full.scenarios.some((old) => old.id === id)) scenarios.push(r);
   return { ...full, scenarios };
@@ -277,6 +291,12 @@ async function main(): Promise<number> {
     wall_ms: Math.round(performance.now() - t0),
     scenarios: records,
   };
+  const failedIds = records.filter((r) => r.error !== undefined).map((r) => r.id);
+  if (fullRun && failedIds.length > 0) {
+    // A failed scenario must not replace the good record of the full run.
+    console.log(`${stamp()} failed: ${failedIds.join(', ')}; ${options.out} left as it was`);
+    return 1;
+  }
   if (fullRun) report = mergeIntoFullRun(fullRun, report);
   const table = markdownTable(tableRows(report.scenarios));
   const mdPath = options.out.replace(/\.json$/, '') + '.md';

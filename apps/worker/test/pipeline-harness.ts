@@ -6,7 +6,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -125,7 +125,10 @@ export async function startPipelineHarness(options: { simOptions?: Partial<CdseS
       children.push(child);
       // TEST_WORKER_LOG_DIR keeps every spawned worker's log for a failure's post-mortem.
       const logDir = process.env.TEST_WORKER_LOG_DIR;
-      if (logDir) child.stdout!.pipe(createWriteStream(join(logDir, `worker-${child.pid}.log`)));
+      if (logDir) {
+        mkdirSync(logDir, { recursive: true });
+        child.stdout!.pipe(createWriteStream(join(logDir, `worker-${child.pid}.log`)).on('error', (err) => process.stderr.write(`TEST_WORKER_LOG_DIR: ${err.message}\n`)));
+      }
       return captureJsonLogs(child);
     },
     async killSpawnedWorkers() {
