@@ -239,8 +239,11 @@ describe('Redis and Postgres go away and come back', () => {
     const streamsOf = (key: string) => h.sim.counters().files[key] ?? { started: 0, completed: 0, bytes: 0, ranged: 0 };
     // Streams in flight (how many depends on how the first jobs plan their bursts: up to the cap of
     // 4, several bands of one product at once).
-    const inFlight = () => [...files.keys()].filter((k) => streamsOf(k).started > streamsOf(k).completed);
-    const inFlightAtRedisCut = await until('band streams in flight', () => (inFlight().length > 0 ? inFlight() : undefined), 20_000);
+    const streamsInFlight = () => [...files.keys()].filter((k) => streamsOf(k).started > streamsOf(k).completed);
+    const inFlightAtRedisCut = await until('band streams in flight', () => {
+      const now = streamsInFlight();
+      return now.length > 0 ? now : undefined;
+    }, 20_000);
 
     // Redis away for 3 s (less than the job lock): the downloads go on, BullMQ's and the workers'
     // commands wait for the connection, and nothing is interrupted.
