@@ -10,6 +10,7 @@ import * as m0003 from './0003_api_keys.js';
 import * as m0004 from './0004_upstream_engine.js';
 import * as m0005 from './0005_dashboard_reader_grants.js';
 import * as m0006 from './0006_job_daily_rollups.js';
+import * as m0007 from './0007_cache_lifecycle.js';
 
 export { STATS_READER_ROLE } from './0005_dashboard_reader_grants.js';
 
@@ -20,4 +21,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0004_upstream_engine': m0004,
   '0005_dashboard_reader_grants': m0005,
   '0006_job_daily_rollups': m0006,
+  '0007_cache_lifecycle': m0007,
 });

@@ -60,7 +60,7 @@ import { bandObjectKey, bandObjectMetadata, type CacheRead, type GlobalCache } f
 import type { ObjectStore } from '@scenecache/storage';
 import { transferBand } from './band-transfer.js';
 import { waitingForOf, type SceneWaiters, type SlotBaton, type WaitTarget } from './scene-waiters.js';
-import { copyToTenant, type TenantCopy } from './tenant-copy.js';
+import { copyToTenant, CopySourceGoneError, type TenantCopy } from './tenant-copy.js';
 import type { WorkerMetrics } from './worker-metrics.js';
 
 /** Everything the processor needs; built once per worker process. */
@@ -207,8 +207,27 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
   };
 }
 
-/** Steps 2–7 of one run; `onClaimed` gets the slots of the run's baton left to pass on (see {@link Claim.batonLeft}). */
+/** Times a run reads the cache again when a cached object left the bucket during its copy (eviction). */
+const COPY_SOURCE_GONE_PASSES = 3;
+
+/**
+ * Steps 2–7 of one run; `onClaimed` gets the slots of the run's baton left to pass on (see
+ * {@link Claim.batonLeft}). When a band's object leaves the global bucket between the cache read
+ * and the copy (evicted or expired by maintenance, invalidated by an admin), steps 2–7 run again:
+ * the re-read finds the band missing and downloads it (`cache_status: downloaded`), no attempt spent.
+ */
 async function runPipeline(run: JobRun, onClaimed: (batonLeft: number) => void): Promise<DownloadJobResult> {
+  for (let pass = 1; ; pass++) {
+    try {
+      return await runPipelineOnce(run, onClaimed);
+    } catch (err) {
+      if (!(err instanceof CopySourceGoneError) || pass >= COPY_SOURCE_GONE_PASSES) throw err;
+      run.log.info({ band: err.bandId, key: err.sourceKey, pass }, 'a cached band left the global bucket during the copy; reading the cache again');
+    }
+  }
+}
+
+async function runPipelineOnce(run: JobRun, onClaimed: (batonLeft: number) => void): Promise<DownloadJobResult> {
   const read = await readCache(run);
   let cached: ReadonlyMap<string, CachedBand> = read.cached;
   if (read.missing.length > 0) {

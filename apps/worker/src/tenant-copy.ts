@@ -5,9 +5,25 @@
  * ETags can't be compared because a copy of a multipart object gets a different ETag.
  */
 import pLimit from 'p-limit';
+import { ScenecacheError } from '@scenecache/core';
 import type { CachedBand } from '@scenecache/db';
-import type { ObjectStore } from '@scenecache/storage';
+import { StorageError, type ObjectStore } from '@scenecache/storage';
 import { SHA3_METADATA_KEY } from '@scenecache/global-cache';
+
+/**
+ * A band's object left the global bucket between the job's cache read and its copy (the
+ * maintenance evicted or expired the product, or an admin invalidated the band): the job reads the
+ * cache again and downloads what is missing. Code `storage_error`, retryable.
+ */
+export class CopySourceGoneError extends ScenecacheError {
+  constructor(
+    readonly bandId: string,
+    readonly sourceKey: string,
+    cause: unknown,
+  ) {
+    super('storage_error', `the cached object of band ${bandId} (${sourceKey}) left the global bucket during the copy`, { retryable: true, httpStatus: 503, cause });
+  }
+}
 
 /** Result of {@link copyToTenant}. */
 export interface TenantCopy {
@@ -21,7 +37,8 @@ export interface TenantCopy {
 
 /**
  * Copy `bands` (band id → global cache entry) into `tenantBucket`, at most 4 copies at once.
- * @throws ScenecacheError `storage_error`.
+ * @throws {@link CopySourceGoneError} when a copy failed and its source object is no longer there
+ *   (or no longer whole); ScenecacheError `storage_error` for other S3 failures.
  */
 export async function copyToTenant(
   store: ObjectStore,
@@ -42,7 +59,14 @@ export async function copyToTenant(
         const there = await store.headObject(tenantBucket, entry.key);
         const same = there && there.size === entry.size && there.metadata[SHA3_METADATA_KEY] === entry.sha3_256;
         if (!same) {
-          await store.copyObject({ sourceBucket: globalBucket, sourceKey: entry.key, bucket: tenantBucket, key: entry.key, size: entry.size });
+          try {
+            await store.copyObject({ sourceBucket: globalBucket, sourceKey: entry.key, bucket: tenantBucket, key: entry.key, size: entry.size });
+          } catch (err) {
+            if (!(err instanceof StorageError)) throw err;
+            const source = await store.headObject(globalBucket, entry.key);
+            if (!source || source.size !== entry.size) throw new CopySourceGoneError(bandId, entry.key, err);
+            throw err;
+          }
           bytesCopied += entry.size;
         }
         keys[bandId] = entry.key;

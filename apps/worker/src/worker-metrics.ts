@@ -8,7 +8,7 @@
  * from Redis and Postgres; counters and histograms count what this process did.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { queueDepthGauge, type DownloadJobResult, type Logger, type QueueCounts } from '@scenecache/core';
+import { CACHE_MAINTENANCE_COUNTERS, queueDepthGauge, type DownloadJobResult, type Logger, type QueueCounts } from '@scenecache/core';
 
 /** What a job waited for when it got out of the way (`scenecache_lock_waits_total{reason}`). */
 export const LOCK_WAIT_REASONS = ['scene', 'band', 'upstream-slot', 'upstream-budget'] as const;
@@ -40,6 +40,7 @@ export class WorkerMetrics {
   readonly #lockWaits: Counter<'reason'>;
   readonly #rateLimited: Counter;
   readonly #outageHandBacks: Counter;
+  readonly #cacheRemovals: Record<keyof typeof CACHE_MAINTENANCE_COUNTERS, Counter>;
 
   /**
    * Create the metrics; `sources` (optional, so unit uses need no Redis or Postgres) feed the
@@ -81,6 +82,13 @@ export class WorkerMetrics {
       help: 'Job runs handed back to the queue without spending an attempt because Postgres, Redis or S3 was unavailable (or an advisory-lock session died with it).',
       registers,
     });
+    this.#cacheRemovals = {
+      evicted: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.evicted, registers }),
+      expired: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.expired, registers }),
+      invalid: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.invalid, registers }),
+      removedBytes: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.removedBytes, registers }),
+      orphans: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.orphans, registers }),
+    };
     // Every labelled series exists from the start at 0: increase()/rate() see a process's first
     // failure (a series born at 1 has no earlier sample to grow from, so it would count 0).
     for (const cacheStatus of ['reused', 'downloaded'] as const) {
@@ -137,6 +145,17 @@ export class WorkerMetrics {
   /** Count a job run handed back because a dependency of ours was unavailable. */
   dependencyOutage(): void {
     this.#outageHandBacks.inc();
+  }
+
+  /** Count products removed from the global cache by maintenance (`bytes`: their objects' bytes). */
+  cacheProductsRemoved(reason: 'evicted' | 'expired' | 'invalid', products: number, bytes: number): void {
+    this.#cacheRemovals[reason].inc(products);
+    this.#cacheRemovals.removedBytes.inc(bytes);
+  }
+
+  /** Count orphan objects deleted from the global bucket by maintenance. */
+  cacheOrphansRemoved(objects: number): void {
+    this.#cacheRemovals.orphans.inc(objects);
   }
 
   /** Count one 429 answer from CDSE. */

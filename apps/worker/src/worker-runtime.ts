@@ -83,8 +83,8 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
     },
   });
   dependencies.start();
-  // Scheduled maintenance (job retention), one run fleet-wide at a time.
-  const maintenance = await startMaintenance({ settings, db, connection, logger });
+  // Scheduled maintenance (job retention, the global cache), one run fleet-wide at a time.
+  const maintenance = await startMaintenance({ settings, db, store, connection, logger, metrics });
   const closeSteps: ShutdownStep[] = [
     { name: 'dependency watch', close: () => Promise.resolve(dependencies.stop()) },
     { name: 'maintenance', close: () => maintenance.close() },

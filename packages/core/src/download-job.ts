@@ -12,6 +12,9 @@ import { tenantBucketName } from './tenant-id.js';
 /** BullMQ queue name of scene download jobs. */
 export const SCENE_DOWNLOAD_QUEUE = 'scene-downloads';
 
+/** The workers' scheduled maintenance queue (job retention, the global cache's maintenance), beside {@link SCENE_DOWNLOAD_QUEUE}. */
+export const MAINTENANCE_QUEUE = 'scenecache-maintenance';
+
 /** Most bands one job may request (an L2A product has 36 band files). */
 export const MAX_BANDS_PER_JOB = 36;
 

@@ -21,3 +21,4 @@ export * from './cli.js';
 export * from './logger.js';
 export * from './failpoint.js';
 export * from './queue-depth.js';
+export * from './cache-maintenance-metrics.js';

@@ -93,11 +93,14 @@ export function parseProductName(name: string): SentinelProduct {
   });
 }
 
+/** The key prefix of every product in the global bucket (see {@link sceneStoragePath}). */
+export const CACHE_KEY_PREFIX = 'sentinel-2/';
+
 /**
  * Where a product's bands live in the global bucket and in tenant buckets:
  * `sentinel-2/<level>/<tile>/<yyyy>/<mm>/<dd>/<sceneId>` (no trailing slash).
  */
 export function sceneStoragePath(product: SentinelProduct): string {
   const [y, m, d] = product.sensingDate.split('-');
-  return `sentinel-2/${product.level}/${product.tile}/${y}/${m}/${d}/${product.sceneId}`;
+  return `${CACHE_KEY_PREFIX}${product.level}/${product.tile}/${y}/${m}/${d}/${product.sceneId}`;
 }

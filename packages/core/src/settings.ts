@@ -47,6 +47,10 @@ const envSchema = z.object({
   UPSTREAM_CONCURRENCY: int(1, 64).default(4),
   DOWNLOAD_JOBS_RETENTION_DAYS: int(0, 36_500).default(90),
   UPSTREAM_MONTHLY_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(12e12),
+  GLOBAL_CACHE_MAX_BYTES: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  CACHE_UNUSED_TTL_DAYS: int(1, 36_500).optional(),
+  CACHE_INVALID_RETENTION_DAYS: int(0, 36_500).default(30),
+  MAINTENANCE_INTERVAL_MS: int(1_000, 86_400_000).default(300_000),
   WORKER_CONCURRENCY: int(1, 256).default(8),
   WAITER_FALLBACK_DELAY_MS: int(100, 3_600_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
@@ -117,6 +121,18 @@ export interface Settings {
    * read are kept. 0 keeps every row. @defaultValue 90
    */
   readonly downloadJobsRetentionDays: number;
+  /**
+   * The global bucket's size budget (bytes the cache table registers). Past it, scheduled
+   * maintenance evicts the least recently used products until the cache is at or below 90 % of it.
+   * `undefined`: no budget. @defaultValue undefined
+   */
+  readonly globalCacheMaxBytes: number | undefined;
+  /** Products not used (no job served, no band added) for this many days are expired by maintenance. `undefined`: never. @defaultValue undefined */
+  readonly cacheUnusedTtlDays: number | undefined;
+  /** Invalid cache rows whose invalidation is older than this many days are deleted with their objects by maintenance (the seed's 30-day cleanup). @defaultValue 30 */
+  readonly cacheInvalidRetentionDays: number;
+  /** How often the workers' scheduled cache maintenance runs (ms). @defaultValue 300000 */
+  readonly maintenanceIntervalMs: number;
   /** Jobs one worker process runs at once. @defaultValue 8 */
   readonly workerConcurrency: number;
   /** Longest a waiting job stays delayed when nobody wakes it (ms). @defaultValue 5000 */
@@ -271,6 +287,10 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     upstreamConcurrency: e.UPSTREAM_CONCURRENCY,
     upstreamMonthlyBytes: e.UPSTREAM_MONTHLY_BYTES,
     downloadJobsRetentionDays: e.DOWNLOAD_JOBS_RETENTION_DAYS,
+    globalCacheMaxBytes: e.GLOBAL_CACHE_MAX_BYTES,
+    cacheUnusedTtlDays: e.CACHE_UNUSED_TTL_DAYS,
+    cacheInvalidRetentionDays: e.CACHE_INVALID_RETENTION_DAYS,
+    maintenanceIntervalMs: e.MAINTENANCE_INTERVAL_MS,
     workerConcurrency: e.WORKER_CONCURRENCY,
     waiterFallbackDelayMs: e.WAITER_FALLBACK_DELAY_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,

@@ -481,3 +481,23 @@ export async function tryLockSceneForTransaction(trx: Queryable, sceneId: string
   const { rows } = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(hashtextextended(${sceneLockName(sceneId)}, 0)) AS ok`.execute(trx);
   return rows[0]?.ok === true;
 }
+
+/**
+ * Try the scene locks of many products at once at transaction level (see
+ * {@link tryLockSceneForTransaction}): one statement, held until `trx` ends.
+ *
+ * @returns the scene ids locked now and those a job holds (busy), each in input order.
+ * @throws Error when `trx` is not a transaction; pg errors.
+ */
+export async function tryLockScenesForTransaction(trx: Queryable, sceneIds: readonly string[]): Promise<{ locked: string[]; busy: string[] }> {
+  if (!trx.isTransaction) throw new Error('tryLockScenesForTransaction needs a transaction');
+  if (sceneIds.length === 0) return { locked: [], busy: [] };
+  const names = sceneIds.map(sceneLockName);
+  const { rows } = await sql<{ i: number; ok: boolean }>`
+    SELECT t.i::int AS i, pg_try_advisory_xact_lock(hashtextextended(t.name, 0)) AS ok
+    FROM unnest(${names}::text[]) WITH ORDINALITY AS t(name, i) ORDER BY t.i`.execute(trx);
+  const locked: string[] = [];
+  const busy: string[] = [];
+  for (const row of rows) (row.ok ? locked : busy).push(sceneIds[row.i - 1]!);
+  return { locked, busy };
+}

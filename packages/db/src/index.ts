@@ -24,3 +24,4 @@ export * from './api-key.repository.js';
 export * from './cache-admin.repository.js';
 export * from './upstream-product.repository.js';
 export * from './upstream-transfer.repository.js';
+export * from './cache-lifecycle.repository.js';

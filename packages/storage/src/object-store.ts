@@ -5,8 +5,11 @@
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  AbortMultipartUploadCommand,
   CreateBucketCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
+  ListMultipartUploadsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -30,6 +33,24 @@ export interface ObjectHead {
   contentType: string | undefined;
   lastModified: Date | undefined;
 }
+
+/** One object of a listing ({@link ObjectStore.listObjectPages}). */
+export interface ListedObject {
+  key: string;
+  /** Bytes. */
+  size: number;
+  lastModified: Date | undefined;
+}
+
+/** An incomplete multipart upload ({@link ObjectStore.listMultipartUploads}). */
+export interface IncompleteUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date | undefined;
+}
+
+/** Keys one DeleteObjects request may name (S3's limit). docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html */
+export const DELETE_OBJECTS_MAX_KEYS = 1000;
 
 /** Options of {@link ObjectStore}. */
 export interface ObjectStoreOptions extends Omit<CopyOptions, 'logger'> {
@@ -142,6 +163,112 @@ export class ObjectStore {
   }
 
   /**
+   * Delete many keys of `bucket` with DeleteObjects, {@link DELETE_OBJECTS_MAX_KEYS} per request
+   * (quiet mode: S3 reports only failures; a missing key counts as deleted).
+   * docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
+   *
+   * @returns how many keys were sent and deleted (all of them, or it throws).
+   * @throws {@link StorageError} when a request fails or S3 reports a key it could not delete
+   *   (the keys of earlier requests stay deleted).
+   */
+  async deleteObjects(bucket: string, keys: readonly string[]): Promise<number> {
+    let deleted = 0;
+    for (let i = 0; i < keys.length; i += DELETE_OBJECTS_MAX_KEYS) {
+      const batch = keys.slice(i, i + DELETE_OBJECTS_MAX_KEYS);
+      let out;
+      try {
+        out = await this.client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      } catch (err) {
+        throw new StorageError('DeleteObjects', { bucket }, err);
+      }
+      const failed = out.Errors ?? [];
+      if (failed.length > 0) {
+        const first = failed[0]!;
+        throw new StorageError('DeleteObjects', { bucket, ...(first.Key === undefined ? {} : { key: first.Key }) }, undefined, {
+          message: `${failed.length} of ${batch.length} keys not deleted (first: ${first.Code ?? 'error'}: ${first.Message ?? ''})`,
+        });
+      }
+      deleted += batch.length;
+    }
+    return deleted;
+  }
+
+  /**
+   * The objects of `bucket` under `prefix`, one ListObjectsV2 page (≤ 1000) at a time, in S3's
+   * (UTF-8 binary) key order, so the keys under one prefix come one after another.
+   * docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
+   * @throws {@link StorageError}.
+   */
+  async *listObjectPages(bucket: string, prefix?: string): AsyncGenerator<ListedObject[]> {
+    let token: string | undefined;
+    do {
+      let out;
+      try {
+        out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            ...(prefix === undefined ? {} : { Prefix: prefix }),
+            ...(token === undefined ? {} : { ContinuationToken: token }),
+          }),
+        );
+      } catch (err) {
+        throw new StorageError('ListObjectsV2', { bucket }, err);
+      }
+      const page = (out.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified }]));
+      token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
+      if (page.length > 0) yield page;
+    } while (token !== undefined);
+  }
+
+  /**
+   * Incomplete multipart uploads in `bucket` under `prefix` (every page of
+   * ListMultipartUploads), or `undefined` when the store does not implement the operation
+   * (s3rver 3.7.1 answers 501 NotImplemented): rely on the bucket's
+   * `AbortIncompleteMultipartUpload` lifecycle rule there.
+   * docs.aws.amazon.com/AmazonS3/latest/API/API_ListMultipartUploads.html
+   * @throws {@link StorageError} for any other failure.
+   */
+  async listMultipartUploads(bucket: string, prefix?: string): Promise<IncompleteUpload[] | undefined> {
+    const uploads: IncompleteUpload[] = [];
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      for (;;) {
+        const out = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: bucket,
+            ...(prefix === undefined ? {} : { Prefix: prefix }),
+            ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+            ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
+          }),
+        );
+        for (const u of out.Uploads ?? []) if (u.Key !== undefined && u.UploadId !== undefined) uploads.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated });
+        if (out.IsTruncated !== true) return uploads;
+        keyMarker = out.NextKeyMarker;
+        uploadIdMarker = out.NextUploadIdMarker;
+      }
+    } catch (err) {
+      const { code, status } = describeS3Failure(err);
+      if (code === 'NotImplemented' || status === 501) return undefined;
+      throw new StorageError('ListMultipartUploads', { bucket }, err);
+    }
+  }
+
+  /**
+   * Abort one multipart upload (its parts are freed); an upload already gone (`NoSuchUpload`)
+   * counts as aborted. docs.aws.amazon.com/AmazonS3/latest/API/API_AbortMultipartUpload.html
+   * @throws {@link StorageError}.
+   */
+  async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+    } catch (err) {
+      if (describeS3Failure(err).code === 'NoSuchUpload') return;
+      throw new StorageError('AbortMultipartUpload', { bucket, key }, err);
+    }
+  }
+
+  /**
    * The bytes of `s3://bucket/key` as a Node stream (for verification and the demo; the worker
    * never reads objects back). Destroy it if you stop early, to free the connection.
    * @throws {@link StorageError} (`NoSuchKey` for a missing object).
@@ -163,22 +290,7 @@ export class ObjectStore {
    */
   async listKeys(bucket: string, prefix?: string): Promise<string[]> {
     const keys: string[] = [];
-    let token: string | undefined;
-    try {
-      do {
-        const out = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: bucket,
-            ...(prefix === undefined ? {} : { Prefix: prefix }),
-            ...(token === undefined ? {} : { ContinuationToken: token }),
-          }),
-        );
-        for (const object of out.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key);
-        token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
-      } while (token !== undefined);
-    } catch (err) {
-      throw new StorageError('ListObjectsV2', { bucket }, err);
-    }
+    for await (const page of this.listObjectPages(bucket, prefix)) for (const object of page) keys.push(object.key);
     return keys;
   }
 
