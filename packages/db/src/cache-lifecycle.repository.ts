@@ -73,9 +73,16 @@ export interface CacheEntryRef {
   lastUsedAt: Date;
   /** When the row last changed (an invalid row: when it was invalidated). */
   updatedAt: Date;
+  /**
+   * {@link lastUsedAt} and {@link updatedAt} as Postgres wrote them (text, microseconds: a `Date`
+   * keeps milliseconds only), for keyset positions and re-checks that must compare exactly.
+   */
+  exact: { lastUsed: string; updated: string };
 }
 
 const REF_COLUMNS = ['scene_id', 'storage_bucket', 'storage_path', 'bands', 'total_bytes', 'is_valid', 'updated_at'] as const;
+/** The computed columns of a {@link CacheEntryRef}. */
+const refExtras = () => [LAST_USED_SQL.as('last_used'), sql<string>`(${LAST_USED_SQL})::text`.as('last_used_text'), sql<string>`global_scene_cache.updated_at::text`.as('updated_text')];
 
 interface RefRow {
   scene_id: string;
@@ -86,6 +93,8 @@ interface RefRow {
   is_valid: boolean;
   updated_at: Date;
   last_used: Date;
+  last_used_text: string;
+  updated_text: string;
 }
 
 function toRef(row: RefRow): CacheEntryRef {
@@ -98,12 +107,13 @@ function toRef(row: RefRow): CacheEntryRef {
     isValid: row.is_valid,
     lastUsedAt: row.last_used,
     updatedAt: row.updated_at,
+    exact: { lastUsed: row.last_used_text, updated: row.updated_text },
   };
 }
 
-/** A position in the least-recently-used order (the last row of the previous page). */
+/** A position in the least-recently-used order: the last row of the previous page ({@link CacheEntryRef.exact}'s `lastUsed`). */
 export interface LastUsedPosition {
-  lastUsedAt: Date;
+  lastUsed: string;
   sceneId: string;
 }
 
@@ -119,9 +129,9 @@ export async function listLeastRecentlyUsed(
   db: Queryable,
   options: { after?: LastUsedPosition | undefined; usedBefore?: Date | undefined; limit: number },
 ): Promise<CacheEntryRef[]> {
-  let select = db.selectFrom('global_scene_cache').select([...REF_COLUMNS, LAST_USED_SQL.as('last_used')]).where('is_valid', '=', true);
+  let select = db.selectFrom('global_scene_cache').select([...REF_COLUMNS, ...refExtras()]).where('is_valid', '=', true);
   if (options.usedBefore !== undefined) select = select.where(sql<SqlBool>`${LAST_USED_SQL} < ${options.usedBefore}`);
-  if (options.after !== undefined) select = select.where(sql<SqlBool>`(${LAST_USED_SQL}, scene_id) > (${options.after.lastUsedAt}, ${options.after.sceneId})`);
+  if (options.after !== undefined) select = select.where(sql<SqlBool>`(${LAST_USED_SQL}, scene_id) > (${options.after.lastUsed}::timestamptz, ${options.after.sceneId})`);
   const rows = await select.orderBy(LAST_USED_SQL).orderBy('scene_id').limit(options.limit).execute();
   return rows.map(toRef);
 }
@@ -134,33 +144,34 @@ export async function listLeastRecentlyUsed(
  * @returns the rows deleted, as they were.
  * @throws pg errors.
  */
-export async function deleteEntriesUnusedSince(trx: Queryable, entries: ReadonlyArray<Pick<CacheEntryRef, 'sceneId' | 'lastUsedAt'>>): Promise<CacheEntryRef[]> {
+export async function deleteEntriesUnusedSince(trx: Queryable, entries: ReadonlyArray<Pick<CacheEntryRef, 'sceneId' | 'exact'>>): Promise<CacheEntryRef[]> {
   if (entries.length === 0) return [];
   const ids = entries.map((e) => e.sceneId);
-  const used = entries.map((e) => e.lastUsedAt.toISOString());
+  const used = entries.map((e) => e.exact.lastUsed);
   const { rows } = await sql<RefRow>`
     DELETE FROM global_scene_cache
     USING unnest(${ids}::text[], ${used}::timestamptz[]) AS w(scene_id, last_used)
     WHERE global_scene_cache.scene_id = w.scene_id AND global_scene_cache.is_valid AND ${LAST_USED_SQL} <= w.last_used
     RETURNING global_scene_cache.scene_id, global_scene_cache.storage_bucket, global_scene_cache.storage_path, global_scene_cache.bands,
-      global_scene_cache.total_bytes, global_scene_cache.is_valid, global_scene_cache.updated_at, ${LAST_USED_SQL} AS last_used`.execute(trx);
+      global_scene_cache.total_bytes, global_scene_cache.is_valid, global_scene_cache.updated_at, ${LAST_USED_SQL} AS last_used,
+      (${LAST_USED_SQL})::text AS last_used_text, global_scene_cache.updated_at::text AS updated_text`.execute(trx);
   return rows.map(toRef);
 }
 
 /**
  * Invalid rows invalidated more than `olderThanDays` days ago (by `updated_at`, which the
  * invalidation stamps: the seed's "is_valid = false AND updated_at < now() - 30 days"), oldest
- * first, one page after `afterSceneIds`' rows were handled.
+ * first, one page after `after` (the last row of the previous page: its `exact.updated` and scene id).
  *
  * @throws pg errors.
  */
-export async function listExpiredInvalidEntries(db: Queryable, options: { olderThanDays: number; limit: number; after?: { updatedAt: Date; sceneId: string } | undefined }): Promise<CacheEntryRef[]> {
+export async function listExpiredInvalidEntries(db: Queryable, options: { olderThanDays: number; limit: number; after?: { updated: string; sceneId: string } | undefined }): Promise<CacheEntryRef[]> {
   let select = db
     .selectFrom('global_scene_cache')
-    .select([...REF_COLUMNS, LAST_USED_SQL.as('last_used')])
+    .select([...REF_COLUMNS, ...refExtras()])
     .where('is_valid', '=', false)
     .where(sql<SqlBool>`updated_at < now() - make_interval(days => ${options.olderThanDays})`);
-  if (options.after !== undefined) select = select.where(sql<SqlBool>`(updated_at, scene_id) > (${options.after.updatedAt}, ${options.after.sceneId})`);
+  if (options.after !== undefined) select = select.where(sql<SqlBool>`(updated_at, scene_id) > (${options.after.updated}::timestamptz, ${options.after.sceneId})`);
   const rows = await select.orderBy('updated_at').orderBy('scene_id').limit(options.limit).execute();
   return rows.map(toRef);
 }
@@ -180,7 +191,7 @@ export async function deleteExpiredInvalidEntries(trx: Queryable, sceneIds: read
     .where('scene_id', 'in', [...sceneIds])
     .where('is_valid', '=', false)
     .where(sql<SqlBool>`updated_at < now() - make_interval(days => ${olderThanDays})`)
-    .returning([...REF_COLUMNS, LAST_USED_SQL.as('last_used')])
+    .returning([...REF_COLUMNS, ...refExtras()])
     .execute();
   return rows.map(toRef);
 }
@@ -195,7 +206,7 @@ export async function findEntriesByStoragePaths(db: Queryable, bucket: string, s
   if (storagePaths.length === 0) return [];
   const rows = await db
     .selectFrom('global_scene_cache')
-    .select([...REF_COLUMNS, LAST_USED_SQL.as('last_used')])
+    .select([...REF_COLUMNS, ...refExtras()])
     .where('storage_bucket', '=', bucket)
     .where('storage_path', 'in', [...new Set(storagePaths)])
     .execute();
@@ -207,7 +218,7 @@ export async function findEntriesByStoragePaths(db: Queryable, bucket: string, s
  * @throws pg errors.
  */
 export async function listEntriesByScene(db: Queryable, options: { afterSceneId?: string | undefined; limit: number }): Promise<CacheEntryRef[]> {
-  let select = db.selectFrom('global_scene_cache').select([...REF_COLUMNS, LAST_USED_SQL.as('last_used')]);
+  let select = db.selectFrom('global_scene_cache').select([...REF_COLUMNS, ...refExtras()]);
   if (options.afterSceneId !== undefined) select = select.where('scene_id', '>', options.afterSceneId);
   const rows = await select.orderBy('scene_id').limit(options.limit).execute();
   return rows.map(toRef);

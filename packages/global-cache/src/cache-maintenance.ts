@@ -59,6 +59,7 @@ import {
   type CacheUsage,
   type CachedBand,
   type DB,
+  type LastUsedPosition,
   type Queryable,
 } from '@scenecache/db';
 import type { ListedObject, ObjectStore } from '@scenecache/storage';
@@ -289,12 +290,12 @@ class Run {
   /** Invalid rows invalidated more than `olderThanDays` ago, oldest first, until `bytesToFree` is freed. @returns bytes freed. */
   private async removeInvalid(olderThanDays: number, reason: RemovalReason, bytesToFree: number): Promise<number> {
     let freed = 0;
-    let after: { updatedAt: Date; sceneId: string } | undefined;
+    let after: { updated: string; sceneId: string } | undefined;
     while (freed < bytesToFree && !this.stopped) {
       const page = await listExpiredInvalidEntries(this.o.db, { olderThanDays, limit: this.o.batchSize, after });
       if (page.length === 0) break;
       const last = page.at(-1)!;
-      after = { updatedAt: last.updatedAt, sceneId: last.sceneId };
+      after = { updated: last.exact.updated, sceneId: last.sceneId };
       const wanted = takeUntil(page.filter((e) => !this.removed.has(e.sceneId)), bytesToFree - freed);
       freed += await this.remove(wanted, reason, (trx, ids) => deleteExpiredInvalidEntries(trx, ids, olderThanDays));
       if (page.length < this.o.batchSize) break;
@@ -305,12 +306,12 @@ class Run {
   /** Valid products least recently used first (used before `usedBefore`, if given), until `bytesToFree` is freed. @returns bytes freed. */
   private async removeUnused(options: { usedBefore?: Date; reason: RemovalReason; bytesToFree: number }): Promise<number> {
     let freed = 0;
-    let after: { lastUsedAt: Date; sceneId: string } | undefined;
+    let after: LastUsedPosition | undefined;
     while (freed < options.bytesToFree && !this.stopped) {
       const page = await listLeastRecentlyUsed(this.o.db, { after, usedBefore: options.usedBefore, limit: this.o.batchSize });
       if (page.length === 0) break;
       const last = page.at(-1)!;
-      after = { lastUsedAt: last.lastUsedAt, sceneId: last.sceneId };
+      after = { lastUsed: last.exact.lastUsed, sceneId: last.sceneId };
       const wanted = takeUntil(page.filter((e) => !this.removed.has(e.sceneId)), options.bytesToFree - freed);
       const read = new Map(wanted.map((e) => [e.sceneId, e]));
       freed += await this.remove(wanted, options.reason, (trx, ids) => deleteEntriesUnusedSince(trx, ids.map((id) => read.get(id)!)));

@@ -10,3 +10,4 @@ export * from './spawned-process.js';
 export * from './process-group.js';
 export * from './finished-job.js';
 export * from './upstream-transfer.js';
+export * from './cached-product.js';
