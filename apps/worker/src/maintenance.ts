@@ -65,7 +65,7 @@ export interface Maintenance {
 /**
  * The global cache's maintenance as configured by `settings`, counting into `metrics`.
  */
-export function createCacheMaintenance(settings: Settings, deps: { db: Kysely<DB>; store: ObjectStore; logger: Logger; metrics?: Pick<WorkerMetrics, 'cacheProductsRemoved' | 'cacheOrphansRemoved'> | undefined }): CacheMaintenance {
+export function createCacheMaintenance(settings: Settings, deps: { db: Kysely<DB>; store: ObjectStore; logger: Logger; metrics?: Pick<WorkerMetrics, 'cacheProductsRemoved' | 'cacheOrphansRemoved' | 'globalBucketListed'> | undefined }): CacheMaintenance {
   return new CacheMaintenance({
     db: deps.db,
     store: deps.store,
@@ -76,6 +76,7 @@ export function createCacheMaintenance(settings: Settings, deps: { db: Kysely<DB
     logger: deps.logger,
     onRemoved: (reason, removed) => deps.metrics?.cacheProductsRemoved(reason, removed.products, removed.bytes),
     onOrphansDeleted: (objects) => deps.metrics?.cacheOrphansRemoved(objects),
+    onBucketListed: (objects, bytes) => deps.metrics?.globalBucketListed(objects, bytes),
   });
 }
 

@@ -41,6 +41,7 @@ export class WorkerMetrics {
   readonly #rateLimited: Counter;
   readonly #outageHandBacks: Counter;
   readonly #cacheRemovals: Record<keyof typeof CACHE_MAINTENANCE_COUNTERS, Counter>;
+  readonly #bucketListed: Gauge<'unit'>;
 
   /**
    * Create the metrics; `sources` (optional, so unit uses need no Redis or Postgres) feed the
@@ -89,6 +90,12 @@ export class WorkerMetrics {
       removedBytes: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.removedBytes, registers }),
       orphans: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.orphans, registers }),
     };
+    this.#bucketListed = new Gauge({
+      name: 'scenecache_global_bucket_listed',
+      help: "The global bucket under sentinel-2/ as this worker's last cache maintenance run listed it: unit=objects or bytes (orphans included; absent until a run has listed it).",
+      labelNames: ['unit'],
+      registers,
+    });
     // Every labelled series exists from the start at 0: increase()/rate() see a process's first
     // failure (a series born at 1 has no earlier sample to grow from, so it would count 0).
     for (const cacheStatus of ['reused', 'downloaded'] as const) {
@@ -151,6 +158,12 @@ export class WorkerMetrics {
   cacheProductsRemoved(reason: 'evicted' | 'expired' | 'invalid', products: number, bytes: number): void {
     this.#cacheRemovals[reason].inc(products);
     this.#cacheRemovals.removedBytes.inc(bytes);
+  }
+
+  /** Record the global bucket's size as a maintenance run listed it (objects, bytes). */
+  globalBucketListed(objects: number, bytes: number): void {
+    this.#bucketListed.set({ unit: 'objects' }, objects);
+    this.#bucketListed.set({ unit: 'bytes' }, bytes);
   }
 
   /** Count orphan objects deleted from the global bucket by maintenance. */

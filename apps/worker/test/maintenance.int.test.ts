@@ -164,6 +164,9 @@ describe('scheduled maintenance: the global cache', () => {
     expect(total('scenecache_cache_evictions_total')).toBe(4);
     expect(total('scenecache_cache_removed_bytes_total')).toBe(800);
     expect(total('scenecache_cache_expiries_total')).toBe(0);
+    // Whichever worker ran last saw the bucket as it is: 6 products × 2 objects × 100 bytes.
+    expect(text).toMatch(/^scenecache_global_bucket_listed\{unit="bytes"\} 1200$/m);
+    expect(text).toMatch(/^scenecache_global_bucket_listed\{unit="objects"\} 12$/m);
     // Every run finished, none failed; each reported what it did (or that another held the lock).
     const done = await running[0]!.queue.getJobs(['completed']);
     expect(await running[0]!.queue.getJobs(['failed'])).toEqual([]);

@@ -107,6 +107,8 @@ export interface CacheMaintenanceOptions {
   onRemoved?: (reason: RemovalReason, removed: { products: number; objects: number; bytes: number }) => void;
   /** Called after orphans were deleted (metrics). */
   onOrphansDeleted?: (objects: number, bytes: number) => void;
+  /** Called once a run has listed the whole bucket prefix (objects, bytes as listed; metrics). */
+  onBucketListed?: (objects: number, bytes: number) => void;
 }
 
 /** Products removed by one action of a run. */
@@ -138,6 +140,12 @@ export interface MaintenanceReport {
   evicted: RemovalSummary;
   orphans: { objects: number; bytes: number };
   vanished: { bands: number; productsInvalidated: number; sceneIds: string[] };
+  /**
+   * The global bucket under `sentinel-2/` as the reconciliation listed it (objects, bytes) — the
+   * bucket's real size, orphans included, after the run's deletions; `null` when the run stopped
+   * before listing it all (or did not run).
+   */
+  bucketListing: { objects: number; bytes: number } | null;
   /** Products skipped because a job held their scene lock (retried by the next run), at most `listCap`. */
   skipped: string[];
   /** Stopped early by the signal (shutdown). */
@@ -154,8 +162,8 @@ function prefixOf(key: string): string {
 
 /** Runs the global cache's maintenance (see the module's doc). One instance per process. */
 export class CacheMaintenance {
-  private readonly o: Required<Omit<CacheMaintenanceOptions, 'maxBytes' | 'unusedTtlDays' | 'onRemoved' | 'onOrphansDeleted'>> &
-    Pick<CacheMaintenanceOptions, 'maxBytes' | 'unusedTtlDays' | 'onRemoved' | 'onOrphansDeleted'>;
+  private readonly o: Required<Omit<CacheMaintenanceOptions, 'maxBytes' | 'unusedTtlDays' | 'onRemoved' | 'onOrphansDeleted' | 'onBucketListed'>> &
+    Pick<CacheMaintenanceOptions, 'maxBytes' | 'unusedTtlDays' | 'onRemoved' | 'onOrphansDeleted' | 'onBucketListed'>;
 
   constructor(options: CacheMaintenanceOptions) {
     this.o = { orphanGraceMs: ORPHAN_GRACE_MS, multipartMaxAgeMs: MULTIPART_MAX_AGE_MS, batchSize: MAINTENANCE_BATCH_SIZE, listCap: 100, ...options };
@@ -188,6 +196,7 @@ export class CacheMaintenance {
       evicted: emptyRemoval(),
       orphans: { objects: 0, bytes: 0 },
       vanished: { bands: 0, productsInvalidated: 0, sceneIds: [] },
+      bucketListing: null,
       skipped: [],
       aborted: false,
     };
@@ -375,9 +384,12 @@ class Run {
    */
   private async reconcile(): Promise<void> {
     const seen = new Set<string>();
+    const listed = { objects: 0, bytes: 0 };
     let pending: { path: string; objects: ListedObject[] }[] = [];
     for await (const page of this.o.store.listObjectPages(this.o.bucket, CACHE_KEY_PREFIX)) {
       for (const object of page) {
+        listed.objects += 1;
+        listed.bytes += object.size;
         const path = prefixOf(object.key);
         const last = pending.at(-1);
         if (last?.path === path) last.objects.push(object);
@@ -393,6 +405,10 @@ class Run {
       if (this.stopped) return;
     }
     if (pending.length > 0) await this.reconcileGroups(pending, seen);
+    // What it holds once the orphans found in it are deleted.
+    const after = { objects: listed.objects - this.report.orphans.objects, bytes: listed.bytes - this.report.orphans.bytes };
+    this.report.bucketListing = after;
+    if (!this.dryRun) this.o.onBucketListed?.(after.objects, after.bytes);
     // Rows whose prefix holds no object at all.
     let afterSceneId: string | undefined;
     for (;;) {

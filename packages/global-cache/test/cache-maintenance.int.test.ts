@@ -195,6 +195,8 @@ describe('global cache maintenance', () => {
     expect(left.includes(partlyRow.bands.B03!.key)).toBe(false);
     expect(left.includes('not-ours/readme.txt')).toBe(true);
     expect(left).toHaveLength(1 + 1 + 2);
+    // The listing under sentinel-2/ after the run's deletions: partly's B04, whole's two bands.
+    expect(second.bucketListing).toEqual({ objects: 3, bytes: 3 * BODY });
     // s3rver does not list multipart uploads: said, not failed.
     expect(second.multipartUploads).toEqual({ aborted: 0, supported: !s3.embedded });
   });
