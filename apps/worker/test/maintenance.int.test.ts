@@ -34,23 +34,27 @@ async function seed(t: TestDatabase, n: number, daysAgo: number, status: 'comple
 const countJobs = async (t: TestDatabase) => (await sql<{ n: number }>`SELECT count(*)::int AS n FROM download_jobs`.execute(t.db)).rows[0]!.n;
 const statsDays = async (t: TestDatabase) => (await sql<{ day: string; requests: number; failed: number }>`SELECT day::text, requests, failed FROM cache_daily_stats ORDER BY day`.execute(t.db)).rows;
 
-describe('scheduled maintenance: job retention', () => {
-  let t: TestDatabase;
-  let s3: TestS3;
-  const redis: Redis[] = [];
-  const running: Maintenance[] = [];
+/** A database and an S3 for one describe block, and the Redis connections and maintenance instances its tests start: all closed after it. */
+function maintenanceFixture(): { t: TestDatabase; s3: TestS3; redis: Redis[]; running: Maintenance[] } {
+  const f = { redis: [] as Redis[], running: [] as Maintenance[] } as { t: TestDatabase; s3: TestS3; redis: Redis[]; running: Maintenance[] };
   beforeAll(async () => {
-    t = await createTestDatabase();
-    s3 = await startTestS3();
+    f.t = await createTestDatabase();
+    f.s3 = await startTestS3();
   });
   afterAll(async () => {
-    for (const m of running) await m.close();
-    for (const r of redis) r.disconnect();
-    await s3?.close();
-    await t.drop();
+    for (const m of f.running) await m.close();
+    for (const r of f.redis) r.disconnect();
+    await f.s3?.close();
+    await f.t?.drop();
   });
+  return f;
+}
+
+describe('scheduled maintenance: job retention', () => {
+  const f = maintenanceFixture();
 
   it('two workers share one scheduler; a run deletes old finished rows in batches, keeps the rest and every day of the statistics', async () => {
+    const { t, s3, redis, running } = f;
     await seed(t, 120, 200, 'completed');
     await seed(t, 30, 120, 'failed', 'globex');
     await seed(t, 5, 100, 'queued');
@@ -85,6 +89,7 @@ describe('scheduled maintenance: job retention', () => {
   });
 
   it('deletes in batches of the given size, and one run at a time (the retention lock)', async () => {
+    const { t } = f;
     await sql`DELETE FROM download_jobs`.execute(t.db);
     await seed(t, 25, 400, 'completed');
     // Another run holds the lock: this one does nothing.
@@ -109,22 +114,10 @@ describe('scheduled maintenance: job retention', () => {
 });
 
 describe('scheduled maintenance: the global cache', () => {
-  let t: TestDatabase;
-  let s3: TestS3;
-  const redis: Redis[] = [];
-  const running: Maintenance[] = [];
-  beforeAll(async () => {
-    t = await createTestDatabase();
-    s3 = await startTestS3();
-  });
-  afterAll(async () => {
-    for (const m of running) await m.close();
-    for (const r of redis) r.disconnect();
-    await s3?.close();
-    await t.drop();
-  });
+  const f = maintenanceFixture();
 
   it('two workers share one scheduler: runs evict to 90 % of the budget, least recently used first, one at a time, counted in the metrics', async () => {
+    const { t, s3, redis, running } = f;
     const bucket = s3.uniqueBucket('global');
     await s3.store.ensureBucket(bucket);
     // 10 products × 2 objects × 100 bytes = 2000 bytes; budget 1500 → at most 1350: the 4 least recently used go.
