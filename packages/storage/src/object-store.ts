@@ -10,6 +10,7 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   ListMultipartUploadsCommand,
+  ListObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
@@ -47,6 +48,11 @@ export interface IncompleteUpload {
   key: string;
   uploadId: string;
   initiated: Date | undefined;
+}
+
+/** The objects of a listing answer (V1 or V2). */
+function toListed(contents: ReadonlyArray<{ Key?: string | undefined; Size?: number | undefined; LastModified?: Date | undefined }> | undefined): ListedObject[] {
+  return (contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified }]));
 }
 
 /** Keys one DeleteObjects request may name (S3's limit). docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html */
@@ -194,30 +200,54 @@ export class ObjectStore {
   }
 
   /**
-   * The objects of `bucket` under `prefix`, one ListObjectsV2 page (≤ 1000) at a time, in S3's
-   * (UTF-8 binary) key order, so the keys under one prefix come one after another.
-   * docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
+   * The objects of `bucket` under `prefix`, one page (≤ 1000) at a time, in S3's (UTF-8 binary) key
+   * order, so the keys under one prefix come one after another. Pages with ListObjectsV2; when a
+   * V2 page fails with `InternalError` after the SDK's retries, the listing goes on with ListObjects
+   * (V1, `Marker` = the last key seen), which every S3 implements too: s3rver 3.7.1 on OpenSSL 3
+   * cannot make V2 continuation tokens (it ciphers them with DES, which OpenSSL 3 only has in its
+   * legacy provider), so every truncated V2 answer of it is a 500.
+   * docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html, …/API_ListObjects.html
    * @throws {@link StorageError}.
    */
   async *listObjectPages(bucket: string, prefix?: string): AsyncGenerator<ListedObject[]> {
     let token: string | undefined;
-    do {
-      let out;
+    let lastKey: string | undefined;
+    let v1 = false;
+    for (;;) {
+      let page: ListedObject[];
+      let more: boolean;
       try {
-        out = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: bucket,
-            ...(prefix === undefined ? {} : { Prefix: prefix }),
-            ...(token === undefined ? {} : { ContinuationToken: token }),
-          }),
-        );
+        if (v1) {
+          const out = await this.client.send(
+            new ListObjectsCommand({ Bucket: bucket, ...(prefix === undefined ? {} : { Prefix: prefix }), ...(lastKey === undefined ? {} : { Marker: lastKey }) }),
+          );
+          page = toListed(out.Contents);
+          more = out.IsTruncated === true && page.length > 0;
+        } else {
+          const out = await this.client.send(
+            new ListObjectsV2Command({
+              Bucket: bucket,
+              ...(prefix === undefined ? {} : { Prefix: prefix }),
+              ...(token === undefined ? {} : { ContinuationToken: token }),
+            }),
+          );
+          page = toListed(out.Contents);
+          token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
+          more = token !== undefined;
+        }
       } catch (err) {
-        throw new StorageError('ListObjectsV2', { bucket }, err);
+        if (!v1 && describeS3Failure(err).code === 'InternalError') {
+          v1 = true;
+          continue;
+        }
+        throw new StorageError(v1 ? 'ListObjects' : 'ListObjectsV2', { bucket }, err);
       }
-      const page = (out.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [{ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified }]));
-      token = out.IsTruncated === true ? out.NextContinuationToken : undefined;
-      if (page.length > 0) yield page;
-    } while (token !== undefined);
+      if (page.length > 0) {
+        lastKey = page[page.length - 1]!.key;
+        yield page;
+      }
+      if (!more) return;
+    }
   }
 
   /**

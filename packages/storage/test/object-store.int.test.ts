@@ -127,6 +127,41 @@ describe('listKeys and deleteObject', () => {
   });
 });
 
+describe('deleteObjects, listObjectPages, listMultipartUploads', () => {
+  it('deletes 1,001 keys in two DeleteObjects requests (missing keys count as deleted) and pages the listing in key order', async () => {
+    const bucket = s3.uniqueBucket('delete-many');
+    await s3.store.ensureBucket(bucket);
+    const keys = Array.from({ length: 1_001 }, (_, i) => `p/${String(i).padStart(4, '0')}.jp2`);
+    for (let i = 0; i < keys.length; i += 50) {
+      await Promise.all(keys.slice(i, i + 50).map((key) => s3.store.uploadStream({ bucket, key, body: Readable.from([Buffer.from(key)]) })));
+    }
+    await s3.store.uploadStream({ bucket, key: 'q/keep.jp2', body: Readable.from([Buffer.from('keep')]) });
+    const pages: number[] = [];
+    const listed: string[] = [];
+    for await (const page of s3.store.listObjectPages(bucket, 'p/')) {
+      pages.push(page.length);
+      for (const o of page) {
+        listed.push(o.key);
+        expect(o.size).toBe(o.key.length);
+        expect(o.lastModified).toBeInstanceOf(Date);
+      }
+    }
+    expect(pages).toEqual([1000, 1]);
+    expect(listed).toEqual(keys);
+    expect(await s3.store.deleteObjects(bucket, [...keys, 'p/never-there.jp2'])).toBe(1_002);
+    expect(await s3.store.listKeys(bucket)).toEqual(['q/keep.jp2']);
+    expect(await s3.store.deleteObjects(bucket, [])).toBe(0);
+  });
+
+  it('lists incomplete multipart uploads, or says the store does not (s3rver answers 501)', async () => {
+    const bucket = s3.uniqueBucket('multipart-list');
+    await s3.store.ensureBucket(bucket);
+    const uploads = await s3.store.listMultipartUploads(bucket);
+    if (s3.embedded) expect(uploads).toBeUndefined();
+    else expect(uploads).toEqual([]);
+  });
+});
+
 describe('testBucketName', () => {
   it('makes unique valid bucket names from any label', () => {
     const names = ['copy', 'A Very Long Label With Spaces And CAPS and more words than fit', '---', 'ü'].map(testBucketName);
