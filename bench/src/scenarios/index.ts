@@ -9,6 +9,7 @@ import { scenario as upstreamCap } from './upstream-cap.js';
 import { scenario as freshScene } from './fresh-scene.js';
 import { scenario as fairness } from './fairness.js';
 import { scenario as history } from './history.js';
+import { scenario as maintenance } from './maintenance.js';
 
-/** Issue 6's six scenarios, in its order, then issue 11's two and issue 14's. */
-export const SCENARIOS: readonly Scenario[] = Object.freeze([dedup, reuseLatency, throughput, downloadPath, wakeup, upstreamCap, freshScene, fairness, history]);
+/** Issue 6's six scenarios, in its order, then issue 11's two, issue 14's and issue 15's. */
+export const SCENARIOS: readonly Scenario[] = Object.freeze([dedup, reuseLatency, throughput, downloadPath, wakeup, upstreamCap, freshScene, fairness, history, maintenance]);
