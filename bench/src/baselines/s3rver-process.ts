@@ -8,12 +8,7 @@
  * own process also keeps s3rver's synchronous directory walks (every listing page) off the bench's
  * event loop, as a real S3 would be.
  *
- * One repair, in this process only: s3rver deletes the keys of a DeleteObjects request in parallel,
- * and each deletion then removes its directories once they are empty (`readdirSync`, `rmdir`); two
- * keys of one directory race there, one of them fails with ENOENT and the whole request is answered
- * `500 InternalError` (the SDK retries it after a random backoff; S3 never does this). Here an
- * ENOENT of that clean-up is ignored — the directory is gone, which is what it wanted — so
- * DeleteObjects answers as S3 does. `BENCH_S3RVER_DELETE_RACE=keep` leaves s3rver as it is.
+ * s3rver's DeleteObjects clean-up race is repaired by `startEmbeddedS3` itself.
  *
  * Run as a script (`node --openssl-legacy-provider bench/dist/baselines/s3rver-process.js <dir>`):
  * serves `<dir>` on a free port of 127.0.0.1 and prints one JSON line
@@ -21,7 +16,6 @@
  * (the bench went away, however it ended) or on SIGTERM, removing `<dir>`.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,29 +75,8 @@ export async function startS3rverProcess(): Promise<S3rverProcess> {
   }
 }
 
-/** s3rver's filesystem store, as far as {@link ignoreDeleteCleanupRace} touches it. */
-interface FilesystemStoreClass {
-  prototype: { deleteObject: (this: unknown, bucket: string, key: string) => Promise<void> };
-}
-
-/** See the module comment: an ENOENT while deleting an object (its directories' clean-up) is success. */
-function ignoreDeleteCleanupRace(): void {
-  // The s3rver that @scenecache/storage loads (the same module instance startEmbeddedS3 uses).
-  const require = createRequire(fileURLToPath(import.meta.resolve('@scenecache/storage')));
-  const store = require('s3rver/lib/stores/filesystem.js') as FilesystemStoreClass;
-  const deleteObject = store.prototype.deleteObject;
-  store.prototype.deleteObject = async function (this: unknown, bucket: string, key: string): Promise<void> {
-    try {
-      await deleteObject.call(this, bucket, key);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  };
-}
-
 /** The child: serve, print the endpoint, stop when told or orphaned. */
 async function serve(directory: string): Promise<void> {
-  if (process.env.BENCH_S3RVER_DELETE_RACE !== 'keep') ignoreDeleteCleanupRace();
   const server = await startEmbeddedS3({ port: 0, directory });
   let stopping = false;
   const stop = async (): Promise<void> => {

@@ -226,7 +226,7 @@ async function startS3(): Promise<BenchS3> {
   const suffix = randomUUID().slice(0, 8);
   return {
     client: s3.client,
-    kind: `s3rver 3.7.1 in its own process (node --openssl-legacy-provider${process.env.BENCH_S3RVER_DELETE_RACE === 'keep' ? '' : '; DeleteObjects clean-up race repaired'})`,
+    kind: 's3rver 3.7.1 in its own process (node --openssl-legacy-provider; DeleteObjects clean-up race repaired)',
     bucketName: (label) => `bench-${label}-${suffix}`,
     close: () => s3.close(),
   };

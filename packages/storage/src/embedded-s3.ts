@@ -6,6 +6,7 @@
  * serving process exits, the others get ECONNREFUSED until one of them is restarted.
  */
 import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
@@ -54,12 +55,19 @@ export interface ResolvedS3Endpoint {
  * NoSuchKey. A request listener placed before s3rver's rewrites that header into the form its
  * `decodeURI` turns into the key S3 itself would decode, so dev and the demo behave like S3.
  *
+ * s3rver 3.7.1 deletes the keys of a DeleteObjects request in parallel, and each deletion then
+ * removes its directories once they are empty (`readdirSync`, `rmdir`): two keys of one directory
+ * (two bands of one product) race there, one fails with ENOENT, and the whole request is answered
+ * `500 InternalError` — S3 never does this. {@link repairDeleteCleanupRace} makes that ENOENT a
+ * success (the directory is gone, which is what the clean-up wanted).
+ *
  * @throws the listen error as Node raises it (e.g. `code: 'EADDRINUSE'`).
  */
 export async function startEmbeddedS3(options: EmbeddedS3Options): Promise<EmbeddedS3> {
   const host = options.host ?? '127.0.0.1';
   const directory = resolvePath(options.directory);
   await mkdir(directory, { recursive: true });
+  repairDeleteCleanupRace();
   const s3rver = new S3rver({ directory, silent: true, resetOnClose: false, configureBuckets: [] });
   await s3rver.configureBuckets();
   // Our own server (s3rver's documented `callback()`), not `s3rver.run()`: run() reports listen
@@ -145,6 +153,26 @@ export async function resolveS3Endpoint(
     return { endpoint: settings.s3Endpoint, embedded: false, owned: false, close: () => Promise.resolve() };
   }
   return ensureEmbeddedS3(settings, logger);
+}
+
+/** s3rver's filesystem store, as far as {@link repairDeleteCleanupRace} touches it. */
+interface FilesystemStoreClass {
+  prototype: { deleteObject: (this: unknown, bucket: string, key: string) => Promise<void>; deleteRaceRepaired?: boolean };
+}
+
+/** See {@link startEmbeddedS3}: an ENOENT while deleting an object (its directories' clean-up) is success. Once per process. */
+function repairDeleteCleanupRace(): void {
+  const store = createRequire(import.meta.url)('s3rver/lib/stores/filesystem.js') as FilesystemStoreClass;
+  if (store.prototype.deleteRaceRepaired) return;
+  const deleteObject = store.prototype.deleteObject;
+  store.prototype.deleteObject = async function (this: unknown, bucket: string, key: string): Promise<void> {
+    try {
+      await deleteObject.call(this, bucket, key);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  };
+  store.prototype.deleteRaceRepaired = true;
 }
 
 /** Rewrite `x-amz-copy-source` so that s3rver's `decodeURI` yields what S3's full URL-decoding would. */

@@ -75,6 +75,8 @@ export interface ObjectStoreOptions extends Omit<CopyOptions, 'logger'> {
 export class ObjectStore {
   readonly client: S3Client;
   private readonly options: ObjectStoreOptions;
+  /** A V2 listing page failed with InternalError once: list with V1 from then on (see {@link listObjectPages}). */
+  private listWithV1 = false;
   /** Buckets known to exist, or being checked/created right now (concurrent callers share the promise). */
   private readonly buckets = new Map<string, Promise<void>>();
 
@@ -205,14 +207,15 @@ export class ObjectStore {
    * V2 page fails with `InternalError` after the SDK's retries, the listing goes on with ListObjects
    * (V1, `Marker` = the last key seen), which every S3 implements too: s3rver 3.7.1 on OpenSSL 3
    * cannot make V2 continuation tokens (it ciphers them with DES, which OpenSSL 3 only has in its
-   * legacy provider), so every truncated V2 answer of it is a 500.
+   * legacy provider), so every truncated V2 answer of it is a 500. The switch is remembered by
+   * this store: later listings start with V1.
    * docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html, …/API_ListObjects.html
    * @throws {@link StorageError}.
    */
   async *listObjectPages(bucket: string, prefix?: string): AsyncGenerator<ListedObject[]> {
     let token: string | undefined;
     let lastKey: string | undefined;
-    let v1 = false;
+    let v1 = this.listWithV1;
     for (;;) {
       let page: ListedObject[];
       let more: boolean;
@@ -238,6 +241,8 @@ export class ObjectStore {
       } catch (err) {
         if (!v1 && describeS3Failure(err).code === 'InternalError') {
           v1 = true;
+          this.listWithV1 = true;
+          this.options.logger?.warn({ bucket }, 'ListObjectsV2 paging failed with InternalError: listing with ListObjects (V1) from now on');
           continue;
         }
         throw new StorageError(v1 ? 'ListObjects' : 'ListObjectsV2', { bucket }, err);

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { startTestS3, testBucketName, type TestS3 } from '@scenecache/testing';
-import { ObjectStore, StorageError } from '@scenecache/storage';
+import { createS3Client, ObjectStore, s3ClientOptionsFromSettings, StorageError } from '@scenecache/storage';
 import { generatedStream, sha256Of } from './generated-stream.js';
 
 let s3: TestS3;
@@ -151,6 +151,17 @@ describe('deleteObjects, listObjectPages, listMultipartUploads', () => {
     expect(await s3.store.deleteObjects(bucket, [...keys, 'p/never-there.jp2'])).toBe(1_002);
     expect(await s3.store.listKeys(bucket)).toEqual(['q/keep.jp2']);
     expect(await s3.store.deleteObjects(bucket, [])).toBe(0);
+  });
+
+  it('deletes two keys of one directory in one request without a retry (the embedded s3rver answers like S3)', async () => {
+    const bucket = s3.uniqueBucket('delete-same-dir');
+    await s3.store.ensureBucket(bucket);
+    const keys = ['sentinel-2/x/B02.jp2', 'sentinel-2/x/B03.jp2', 'sentinel-2/x/B04.jp2'];
+    for (const key of keys) await s3.store.uploadStream({ bucket, key, body: Readable.from([Buffer.from(key)]) });
+    const once = new ObjectStore(createS3Client({ ...s3ClientOptionsFromSettings(s3.settings), maxAttempts: 1 }));
+    expect(await once.deleteObjects(bucket, keys)).toBe(3);
+    expect(await s3.store.listKeys(bucket)).toEqual([]);
+    once.client.destroy();
   });
 
   it('lists incomplete multipart uploads, or says the store does not (s3rver answers 501)', async () => {
