@@ -7,9 +7,13 @@
  *   key as password); a 401 carries `WWW-Authenticate: Basic` so the browser prompts, and it then
  *   resends the credentials for every URL under the page. A tenant key gets 403. Open dev mode (no
  *   `ADMIN_API_KEY`, no key rows) leaves it open like the rest of the API.
+ * - Queues: the scene download queue, and (when given) the workers' maintenance queue
+ *   (`scenecache-maintenance`: the scheduled cache maintenance and job-row retention runs, each
+ *   completed job's return value being its report).
  * - Read-only: jobs can be inspected, not retried, removed, cleaned, added or paused from the UI.
  *   `download_jobs` is the source of truth of every job; a job removed or added behind the API's
- *   back would leave a row queued forever or a job without a row.
+ *   back would leave a row queued forever or a job without a row. The maintenance queue's jobs
+ *   belong to the workers' job schedulers.
  * - Encapsulation: the board lives in a plugin scope of its own, with plain compilers instead of the
  *   root's zod ones (its routes declare only `schema: {hide: true}`, which also keeps them out of
  *   the OpenAPI document), and its errors are answered like the API's: a Redis outage is 503
@@ -18,6 +22,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
+import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from './auth.js';
 import type { DownloadQueue } from './download-enqueue.js';
@@ -30,6 +35,8 @@ export const ADMIN_QUEUES_PREFIX = '/admin/queues';
 export interface AdminQueuesOptions {
   /** The scene download queue, shown on the board. */
   queue: DownloadQueue;
+  /** The workers' maintenance queue (`MAINTENANCE_QUEUE`), shown after it; omitted: not shown. */
+  maintenanceQueue?: Queue | undefined;
   /** Checks the admin key of every board request. */
   auth: Authenticator;
 }
@@ -45,7 +52,7 @@ export function registerAdminQueues(app: FastifyInstance, options: AdminQueuesOp
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(ADMIN_QUEUES_PREFIX);
   createBullBoard({
-    queues: [new BullMQAdapter(options.queue, { readOnlyMode: true })],
+    queues: [options.queue, ...(options.maintenanceQueue ? [options.maintenanceQueue] : [])].map((queue) => new BullMQAdapter(queue, { readOnlyMode: true })),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'scenecache queues' } },
   });

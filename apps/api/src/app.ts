@@ -9,11 +9,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
 import { pingDb, upstreamWindow, type DB } from '@scenecache/db';
+import { CacheMaintenance } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import { callDependency } from './dependency-call.js';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
@@ -22,6 +24,7 @@ import { clientErrorHandler, errorBody, frameworkErrors, registerErrorHandling, 
 import { registerOpenApi } from './openapi.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
 import { registerAdminQueues } from './admin-queues.js';
+import { registeredCacheBytes } from './global-cache-size.js';
 import { dashboardRoutes } from './dashboard/dashboard.routes.js';
 import { registerRateLimit } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.routes.js';
@@ -75,10 +78,17 @@ export interface ApiDeps {
   /** @defaultValue postgres 3000, redis 2000, readiness 2000 */
   readonly timeouts?: Partial<ApiTimeouts>;
   /**
-   * The global bucket's object store, for the admin routes that delete objects (band
-   * invalidation, cleanup). `main.ts` always passes it; without it those routes answer 503.
+   * The object store (the global bucket and the tenant buckets), for the admin routes that list or
+   * delete objects (band invalidation, cleanup, the cache maintenance, offboarding with
+   * `delete_objects`). `main.ts` always passes it; without it those routes answer 503.
    */
   readonly store?: ObjectStore;
+  /**
+   * The workers' maintenance queue (`MAINTENANCE_QUEUE`, `prefix: settings.queuePrefix`; see
+   * maintenance-queue.ts), shown read-only on bull-board. Omitted: the board shows the download
+   * queue only.
+   */
+  readonly maintenanceQueue?: Queue;
 }
 
 declare module 'fastify' {
@@ -139,10 +149,21 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   app.decorate('readiness', readiness);
 
   let closing = false;
+  // Stops a maintenance run in progress (`POST /v1/admin/cache/maintenance`) between batches, so
+  // that closing does not wait for a whole run.
+  const closingSignal = new AbortController();
   app.addHook('preClose', (done) => {
     readiness.beginShutdown();
     closing = true;
+    closingSignal.abort();
     done();
+  });
+  // A request still in flight when the server began closing (a long maintenance run) is answered
+  // with `Connection: close`: its keep-alive socket would otherwise hold `close()` for the whole
+  // keep-alive timeout (Fastify's 72 s) after the reply.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) void reply.header('connection', 'close');
+    done(null, payload);
   });
   app.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
@@ -158,11 +179,35 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   registerOpenApi(app);
 
   // GET /metrics, and every request timed (a hook on the root instance sees every route).
-  const metrics = new ApiMetrics(deps.queue, deps.logger, {
-    windowBytes: async () => (await callDependency('Postgres', timeouts.postgresMs, () => upstreamWindow(deps.db))).bytes,
-    budgetBytes: deps.settings.upstreamMonthlyBytes,
-  });
+  const metrics = new ApiMetrics(
+    deps.queue,
+    deps.logger,
+    {
+      windowBytes: async () => (await callDependency('Postgres', timeouts.postgresMs, () => upstreamWindow(deps.db))).bytes,
+      budgetBytes: deps.settings.upstreamMonthlyBytes,
+    },
+    {
+      registeredBytes: () => callDependency('Postgres', timeouts.postgresMs, () => registeredCacheBytes(deps.db)),
+      budgetBytes: deps.settings.globalCacheMaxBytes,
+    },
+  );
   registerMetrics(app, metrics);
+
+  // The global cache's maintenance, for `POST /v1/admin/cache/maintenance` (it needs S3). One
+  // instance per app; the advisory lock keeps its runs from overlapping the workers' scheduled ones.
+  const maintenance =
+    deps.store &&
+    new CacheMaintenance({
+      db: deps.db,
+      store: deps.store,
+      bucket: deps.settings.globalBucket,
+      maxBytes: deps.settings.globalCacheMaxBytes,
+      unusedTtlDays: deps.settings.cacheUnusedTtlDays,
+      invalidRetentionDays: deps.settings.cacheInvalidRetentionDays,
+      logger: deps.logger,
+      onRemoved: (reason, removed) => metrics.cacheProductsRemoved(reason, removed.products, removed.bytes),
+      onOrphansDeleted: (objects) => metrics.cacheOrphansRemoved(objects),
+    });
 
   const enqueue = new DownloadEnqueueService({
     db: deps.db,
@@ -186,7 +231,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
   // The dashboard page at `/` (static; its script reads the /v1 API like any client).
   void app.register(dashboardRoutes);
   // bull-board at `/admin/queues`, admin keys only.
-  registerAdminQueues(app, { queue: deps.queue, auth });
+  registerAdminQueues(app, { queue: deps.queue, maintenanceQueue: deps.maintenanceQueue, auth });
   void app.register(
     (v1, _options, done) => {
       // Bearer API keys (auth.ts): sets request.principal, 401/503 before any body is read.
@@ -194,9 +239,9 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
       // Per-key request budget (429 + Retry-After), counted in Redis across API replicas.
       registerRateLimit(v1, { redis: deps.redis, settings: deps.settings });
       void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts, retentionDays: deps.settings.downloadJobsRetentionDays });
-      void v1.register(cacheRoutes, { db: deps.db, timeouts });
+      void v1.register(cacheRoutes, { db: deps.db, timeouts, lifecycle: deps.settings });
       void v1.register(fleetRoutes, { db: deps.db, queue: deps.queue, settings: deps.settings, timeouts });
-      void v1.register(adminRoutes, { db: deps.db, timeouts, store: deps.store });
+      void v1.register(adminRoutes, { db: deps.db, timeouts, store: deps.store, maintenance, maintenanceSignal: closingSignal.signal, settings: deps.settings });
       done();
     },
     { prefix: '/v1' },

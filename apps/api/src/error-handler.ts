@@ -11,8 +11,22 @@ import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, Fast
 import { z } from 'zod';
 import { isDependencyUnavailable, ScenecacheError, type ErrorCode } from '@scenecache/core';
 
-/** Error codes of API replies: the domain's, plus HTTP-level ones. */
-export type ApiErrorCode = ErrorCode | 'invalid_json' | 'payload_too_large' | 'unsupported_media_type' | 'method_not_allowed' | 'request_timeout' | 'headers_too_large' | 'uri_too_long';
+/**
+ * Error codes of API replies: the domain's, HTTP-level ones, and the API's own conflicts
+ * (`maintenance_running`: another cache maintenance run holds its lock; `tenant_busy`: a tenant to
+ * offboard still has queued or active jobs).
+ */
+export type ApiErrorCode =
+  | ErrorCode
+  | 'invalid_json'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'method_not_allowed'
+  | 'request_timeout'
+  | 'headers_too_large'
+  | 'uri_too_long'
+  | 'maintenance_running'
+  | 'tenant_busy';
 
 /** The error reply body. */
 export interface ApiErrorBody {
@@ -27,6 +41,25 @@ export const errorReplySchema = z.object({
 /** Build an error body. */
 export function errorBody(code: ApiErrorCode, message: string, field?: string): ApiErrorBody {
   return { error: { code, message, ...(field === undefined ? {} : { field }) } };
+}
+
+/**
+ * An error only the API raises, with a code of its own ({@link ApiErrorCode}) that the domain's
+ * {@link ScenecacheError} codes do not name; answered as `{error: {code, message}}` with `status`.
+ */
+export class ApiError extends Error {
+  /**
+   * @param status - the HTTP status (4xx or 5xx).
+   * @param code - the reply's `error.code`.
+   */
+  constructor(
+    readonly status: number,
+    readonly code: ApiErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
 }
 
 /** Fastify's own errors we answer with a specific code. */
@@ -58,6 +91,7 @@ export function toErrorReply(err: unknown): { status: number; body: ApiErrorBody
   if (err instanceof ScenecacheError) {
     return { status: err.httpStatus, body: err.toJSON() };
   }
+  if (err instanceof ApiError) return { status: err.status, body: errorBody(err.code, err.message) };
   const fastifyErr = err as Partial<FastifyError> | null;
   const known = typeof fastifyErr?.code === 'string' ? FASTIFY_ERRORS[fastifyErr.code] : undefined;
   if (known) return { status: known.status, body: errorBody(known.code, known.message ?? fastifyErr?.message ?? 'bad request') };

@@ -1,6 +1,7 @@
 /**
- * The API process (`npm run api`): settings, Postgres pool, producer Redis connection and queue,
- * S3 client for the readiness check, the Fastify app on API_HOST:API_PORT, and an ordered shutdown.
+ * The API process (`npm run api`): settings, Postgres pool, producer Redis connection and queues
+ * (downloads; the workers' maintenance queue for bull-board), S3 client (readiness, admin routes),
+ * the Fastify app on API_HOST:API_PORT, and an ordered shutdown.
  * Exit codes (core cli.ts): 2 for bad arguments or settings (one line), 1 when it cannot start.
  */
 import { createLogger, loadSettings, parseCommandLine, runCommand, type Settings } from '@scenecache/core';
@@ -8,6 +9,7 @@ import { createDb, hasActiveApiKeys } from '@scenecache/db';
 import { createS3Client, ObjectStore, resolveS3Endpoint } from '@scenecache/storage';
 import { buildApp } from './app.js';
 import { createDownloadQueue, createProducerRedis } from './download-queue.js';
+import { createMaintenanceQueue } from './maintenance-queue.js';
 import { installShutdown } from './shutdown.js';
 
 const USAGE = `usage: npm run api
@@ -22,6 +24,8 @@ async function main(settings: Settings): Promise<void> {
   const db = createDb(settings.databaseUrl, { max: 10, applicationName: 'scenecache-api', connectionTimeoutMillis: 3_000, logger });
   const redis = createProducerRedis(settings.redisUrl, logger);
   const queue = createDownloadQueue(redis, settings.queuePrefix, logger);
+  // The workers' maintenance queue, for bull-board (read-only): same connection, same prefix.
+  const maintenanceQueue = createMaintenanceQueue(redis, settings.queuePrefix, logger);
   const s3Endpoint = await resolveS3Endpoint(settings, logger);
   const s3 = createS3Client({ ...settings, s3Endpoint: s3Endpoint.endpoint });
   const store = new ObjectStore(s3, { logger });
@@ -33,6 +37,7 @@ async function main(settings: Settings): Promise<void> {
     redis,
     logger,
     store,
+    maintenanceQueue,
     checks: {
       // TODO(storage): a public ObjectStore.headBucket would check the bucket itself; HeadObject of
       // a probe key answers 404 for a missing key or bucket and fails only when S3 is unreachable
@@ -46,6 +51,7 @@ async function main(settings: Settings): Promise<void> {
       { name: 'readiness', close: () => Promise.resolve(app.readiness.beginShutdown()) },
       { name: 'http', close: () => app.close() },
       { name: 'queue', close: () => queue.close() },
+      { name: 'maintenance-queue', close: () => maintenanceQueue.close() },
       { name: 'redis', close: () => redis.quit().catch(() => redis.disconnect()) },
       { name: 's3', close: async () => { s3.destroy(); await s3Endpoint.close(); } },
       { name: 'postgres', close: () => db.destroy() },

@@ -1,9 +1,11 @@
 /**
  * bull-board at /admin/queues: admin keys only (Bearer or HTTP Basic, with a Basic challenge so
  * browsers prompt), the page, its static assets and its JSON API behind the same check, read-only,
- * out of the OpenAPI document; open in dev mode; a Redis outage is a 503, not a 500.
+ * out of the OpenAPI document; open in dev mode; a Redis outage is a 503, not a 500. The workers'
+ * maintenance queue is on the board too (its scheduled runs visible), read-only as well.
  */
-import { SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
+import { Queue } from 'bullmq';
+import { MAINTENANCE_QUEUE, SCENE_DOWNLOAD_QUEUE } from '@scenecache/core';
 import { createApiKey } from '@scenecache/db';
 import { startTcpProxy, until, type TcpProxy } from '@scenecache/testing';
 import { L2A, startTestApi, TEST_REDIS_URL, type TestApi } from './helpers.js';
@@ -108,7 +110,7 @@ describe('with ADMIN_API_KEY and key rows', () => {
     const reply = await get(api, `/admin/queues/api/queues?activeQueue=${SCENE_DOWNLOAD_QUEUE}&status=latest`, basic('ops', ADMIN_API_KEY));
     expect(reply.status).toBe(200);
     const { queues } = JSON.parse(reply.text) as BoardQueues;
-    expect(queues.map((q) => q.name)).toEqual([SCENE_DOWNLOAD_QUEUE]);
+    expect(queues.map((q) => q.name)).toEqual([SCENE_DOWNLOAD_QUEUE, MAINTENANCE_QUEUE]);
     const board = queues[0]!;
     expect(board.readOnlyMode).toBe(true);
     // The board's counts are the queue's own, and they hold our one job.
@@ -116,6 +118,36 @@ describe('with ADMIN_API_KEY and key rows', () => {
     expect(Object.values(board.counts).reduce((a, b) => a + b, 0)).toBe(1);
     expect(board.jobs.map((j) => j.id)).toEqual([jobId]);
     expect(board.jobs[0]!.data).toMatchObject({ tenant_id: 'acme', scene_id: L2A });
+  });
+
+  it("shows the workers' maintenance queue read-only: a scheduled run is listed, and cannot be removed or promoted from the board", async () => {
+    // What every worker does at start (apps/worker maintenance.ts): upsert the job scheduler on the
+    // maintenance queue, same prefix. The first run is due at once.
+    const workerSide = new Queue(MAINTENANCE_QUEUE, { connection: { url: TEST_REDIS_URL }, prefix: api.prefix });
+    try {
+      await workerSide.upsertJobScheduler('global-cache-maintenance', { every: 300_000 }, { name: 'global-cache-maintenance' });
+      const counts = await workerSide.getJobCounts('waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized', 'waiting-children');
+      expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(1);
+      const [job] = await workerSide.getJobs(['waiting', 'delayed']);
+      expect(job?.name).toBe('global-cache-maintenance');
+
+      const reply = await get(api, `/admin/queues/api/queues?activeQueue=${MAINTENANCE_QUEUE}&status=latest`, basic('ops', ADMIN_API_KEY));
+      expect(reply.status).toBe(200);
+      const board = (JSON.parse(reply.text) as BoardQueues).queues.find((q) => q.name === MAINTENANCE_QUEUE)!;
+      expect(board.readOnlyMode).toBe(true);
+      expect(board.counts).toEqual(await api.maintenanceQueue.getJobCounts(...(Object.keys(board.counts) as Parameters<TestApi['queue']['getJobCounts']>)));
+      expect(board.jobs.map((j) => j.id)).toEqual([job!.id]);
+
+      // The board's job and queue actions (bull-board api routes): refused in read-only mode.
+      const jobPath = `/admin/queues/api/queues/${MAINTENANCE_QUEUE}/${encodeURIComponent(job!.id!)}`;
+      for (const path of [`${jobPath}/clean`, `${jobPath}/promote`, `/admin/queues/api/queues/${MAINTENANCE_QUEUE}/empty`, `/admin/queues/api/queues/${MAINTENANCE_QUEUE}/obliterate`]) {
+        expect({ path, status: (await get(api, path, basic('ops', ADMIN_API_KEY), 'PUT')).status }).toEqual({ path, status: 405 });
+      }
+      expect((await workerSide.getJobs(['waiting', 'delayed'])).map((j) => j.id)).toEqual([job!.id]);
+    } finally {
+      await workerSide.obliterate({ force: true });
+      await workerSide.close();
+    }
   });
 
   it('is read-only: pausing the queue from the board is refused and the queue keeps running', async () => {

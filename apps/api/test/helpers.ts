@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { DestinationStream } from 'pino';
@@ -16,6 +17,7 @@ import { createTestDatabase, type TestDatabase } from '@scenecache/testing';
 import { buildApp, type ApiTimeouts } from '../src/app.js';
 import type { DownloadQueue } from '../src/download-enqueue.js';
 import { createDownloadQueue, createProducerRedis } from '../src/download-queue.js';
+import { createMaintenanceQueue } from '../src/maintenance-queue.js';
 import type { ReadinessCheck } from '../src/readiness.js';
 
 /** Redis of the test machine (CI may set REDIS_URL). */
@@ -96,6 +98,8 @@ export interface TestApi {
   /** URL of the test database (`undefined` when the caller passed `db`). */
   databaseUrl: string | undefined;
   queue: DownloadQueue;
+  /** The workers' maintenance queue under the test's prefix, as `main.ts` gives it to the app (bull-board). */
+  maintenanceQueue: Queue;
   redis: Redis;
   prefix: string;
   /** Every job in the queue, whatever its state. */
@@ -136,8 +140,9 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
   const redisUrl = options.redisUrl ?? TEST_REDIS_URL;
   const redis = createProducerRedis(redisUrl, logger);
   const queue = createDownloadQueue(redis, prefix, logger);
+  const maintenanceQueue = createMaintenanceQueue(redis, prefix, logger);
   if (redisUrl === TEST_REDIS_URL) await queue.waitUntilReady();
-  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts, store: options.store });
+  const app = buildApp({ settings, db, queue, redis, logger, checks: options.checks, timeouts: options.timeouts, store: options.store, maintenanceQueue });
   const baseUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 
   return {
@@ -148,6 +153,7 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
     db,
     databaseUrl: testDb?.url,
     queue,
+    maintenanceQueue,
     redis,
     prefix,
     async queueJobCount() {
@@ -164,8 +170,8 @@ export async function startTestApi(options: TestApiOptions = {}): Promise<TestAp
     },
     async close() {
       await app.close();
-      if (redis.status === 'ready') await queue.obliterate({ force: true });
-      await queue.close();
+      if (redis.status === 'ready') await Promise.all([queue.obliterate({ force: true }), maintenanceQueue.obliterate({ force: true })]);
+      await Promise.all([queue.close(), maintenanceQueue.close()]);
       if (redis.status === 'ready') await redis.quit();
       else redis.disconnect();
       if (testDb) await testDb.drop();

@@ -22,7 +22,7 @@ const cursorOf = (position: unknown[]) => Buffer.from(JSON.stringify(position), 
 
 interface Case {
   name: string;
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   path: string;
   json?: unknown;
   headers?: Record<string, string>;
@@ -60,6 +60,13 @@ const CASES: Case[] = [
   { name: 'NUL in a body band', method: 'POST', path: '/v1/downloads', json: { tenant_id: 'acme', scene_id: L2A, bands: ['B04\u0000'] }, expected: { status: 400, code: 'unknown_band', field: 'bands[0]' } },
   { name: 'NUL in an invalidation scene id', method: 'POST', path: '/v1/admin/cache/invalidate', json: { scene_id: `${L2A}\u0000` }, expected: { status: 400, code: 'invalid_product_name', field: 'scene_id' } },
   { name: 'NUL in an invalidation pattern', method: 'POST', path: '/v1/admin/cache/invalidate', json: { pattern: 'S2A_*\u0000' }, expected: { status: 400, code: 'invalid_payload', field: 'pattern' } },
+  // Tenant offboarding and the cache maintenance.
+  { name: 'NUL in a tenant id to offboard', method: 'DELETE', path: '/v1/admin/tenants/acme%00', expected: { status: 400, code: 'invalid_tenant_id', field: 'tenant_id' } },
+  { name: 'a control character in a tenant id to offboard', method: 'DELETE', path: '/v1/admin/tenants/ac%1Bme', expected: { status: 400, code: 'invalid_tenant_id', field: 'tenant_id' } },
+  { name: 'NUL in an offboarding flag', method: 'DELETE', path: '/v1/admin/tenants/acme?dry_run=true%00', expected: { status: 400, code: 'invalid_payload', field: 'dry_run' } },
+  { name: 'a tenant id to offboard over the router limit', method: 'DELETE', path: `/v1/admin/tenants/${'a'.repeat(300)}`, expected: { status: 414, code: 'uri_too_long' } },
+  { name: 'NUL in the maintenance body', method: 'POST', path: '/v1/admin/cache/maintenance', json: { dry_run: true, 'x\u0000': 1 }, expected: { status: 400, code: 'invalid_payload' } },
+  { name: 'a query parameter on the cache usage', method: 'GET', path: '/v1/cache/usage?x=%00', expected: { status: 400, code: 'invalid_payload', field: 'x' } },
   // Charsets.
   {
     name: 'a JSON body declared UTF-16',

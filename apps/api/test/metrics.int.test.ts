@@ -5,8 +5,12 @@
  * Issue 11 — the CDSE transfer window (bytes started in the last 30 days, read from Postgres at
  * scrape time) and its budget (UPSTREAM_MONTHLY_BYTES); NaN, not a failed scrape, when Postgres
  * does not answer.
+ * Issue 15 — the global cache's registered bytes (read from Postgres at scrape time) and its budget
+ * (GLOBAL_CACHE_MAX_BYTES, exported only when set); the maintenance counters the API's own runs
+ * count, at 0 from the start (cache-lifecycle.int.test.ts counts a run).
  */
-import { createDb } from '@scenecache/db';
+import { CACHE_MAINTENANCE_COUNTERS } from '@scenecache/core';
+import { createDb, registerBands } from '@scenecache/db';
 import { insertUpstreamTransfers, metricValue, parseMetricSamples, type MetricSample } from '@scenecache/testing';
 import { CLOSED_REDIS_URL, L1C, L2A, startTestApi, type TestApi } from './helpers.js';
 
@@ -41,6 +45,14 @@ describe('API /metrics', () => {
     expect(text).toContain('# TYPE scenecache_upstream_budget_bytes gauge');
     expect(metricValue(samples, 'scenecache_upstream_window_bytes')).toBe(0);
     expect(metricValue(samples, 'scenecache_upstream_budget_bytes')).toBe(12e12);
+    // The global cache: nothing registered, no budget set (so no budget gauge), no maintenance run yet.
+    expect(text).toContain('# TYPE scenecache_global_cache_bytes gauge');
+    expect(metricValue(samples, 'scenecache_global_cache_bytes')).toBe(0);
+    expect(text).not.toContain('scenecache_global_cache_budget_bytes');
+    for (const counter of Object.values(CACHE_MAINTENANCE_COUNTERS)) {
+      expect(text).toContain(`# TYPE ${counter.name} counter`);
+      expect([counter.name, metricValue(samples, counter.name)]).toEqual([counter.name, 0]);
+    }
   });
 
   it('counts enqueued jobs and shows them in the queue depth', async () => {
@@ -84,6 +96,16 @@ describe('API /metrics', () => {
     expect(metricValue(samples, 'scenecache_jobs_enqueued_total')).toBe(4);
   });
 
+  it('reads the bytes the global cache registers at every scrape, valid and invalid rows', async () => {
+    const band = (key: string, size: number) => ({ key, size, sha3_256: '0'.repeat(64), etag: 'e', safe_path: key, registered_at: '2026-12-01T00:00:00.000Z' });
+    await registerBands(api.db, { sceneId: L2A, storageBucket: 'g', storagePath: 'p/l2a', sensingDate: '2024-03-24', level: 'L2A', tile: '32TNS', mission: 'S2B', cdseProductId: null, bands: { B04: band('p/l2a/B04', 130_000_123), B08: band('p/l2a/B08', 5) } });
+    expect(metricValue((await scrape()).samples, 'scenecache_global_cache_bytes')).toBe(130_000_128);
+    await registerBands(api.db, { sceneId: L1C, storageBucket: 'g', storagePath: 'p/l1c', sensingDate: '2024-03-24', level: 'L1C', tile: '32TNS', mission: 'S2A', cdseProductId: null, bands: { B02: band('p/l1c/B02', 1_000) } });
+    await api.db.updateTable('global_scene_cache').set({ is_valid: false }).where('scene_id', '=', L1C).execute();
+    expect(metricValue((await scrape()).samples, 'scenecache_global_cache_bytes')).toBe(130_001_128);
+    await api.db.deleteFrom('global_scene_cache').execute();
+  });
+
   it('reads the transfer window from Postgres at every scrape: the last 30 days only', async () => {
     const t0 = Date.now();
     await insertUpstreamTransfers(api.db, [
@@ -112,10 +134,10 @@ describe('API /metrics', () => {
     }
   });
 
-  it('exports the configured UPSTREAM_MONTHLY_BYTES, and NaN for the window while Postgres does not answer', async () => {
+  it('exports the configured UPSTREAM_MONTHLY_BYTES and GLOBAL_CACHE_MAX_BYTES, and NaN for the window and the cache bytes while Postgres does not answer', async () => {
     const offline = await startTestApi({
       db: createDb('postgres://root@127.0.0.1:1/scenecache', { max: 2, connectionTimeoutMillis: 1_000 }),
-      env: { UPSTREAM_MONTHLY_BYTES: '5000000000000' },
+      env: { UPSTREAM_MONTHLY_BYTES: '5000000000000', GLOBAL_CACHE_MAX_BYTES: '2000000000000' },
     });
     try {
       const res = await fetch(`${offline.baseUrl}/metrics`, { signal: AbortSignal.timeout(10_000) });
@@ -123,6 +145,9 @@ describe('API /metrics', () => {
       const samples = parseMetricSamples(await res.text());
       expect(metricValue(samples, 'scenecache_upstream_budget_bytes')).toBe(5e12);
       expect(metricValue(samples, 'scenecache_upstream_window_bytes')).toBeNaN();
+      // The cache budget is a setting, exported as set; the registered bytes are unknown: NaN.
+      expect(metricValue(samples, 'scenecache_global_cache_budget_bytes')).toBe(2e12);
+      expect(metricValue(samples, 'scenecache_global_cache_bytes')).toBeNaN();
       // Redis answers: the queue gauge is unaffected.
       expect(metricValue(samples, 'scenecache_queue_jobs', { state: 'waiting' })).toBe(0);
     } finally {

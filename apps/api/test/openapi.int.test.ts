@@ -123,6 +123,9 @@ describe('GET /docs/json', () => {
         'POST /v1/admin/cache/invalidate',
         'POST /v1/admin/cache/cleanup',
         'GET /v1/admin/cache/entries',
+        'GET /v1/cache/usage',
+        'POST /v1/admin/cache/maintenance',
+        'DELETE /v1/admin/tenants/{tenant_id}',
         'GET /healthz',
         'GET /readyz',
         'GET /metrics',
@@ -200,6 +203,59 @@ describe('GET /docs/json', () => {
     const scenes = operation('get', '/v1/cache/scenes').parameters as Json[];
     expect(scenes.map((p) => p.name).sort()).toEqual(['level', 'limit', 'order', 'tile']);
     expect(responseSchema('get', '/v1/cache/scenes', '200').properties).toHaveProperty('items');
+  });
+
+  it('cache life cycle: usage, maintenance and offboarding are documented with their options, replies and conflicts', () => {
+    expect(operation('get', '/v1/cache/usage').parameters).toBeUndefined();
+    expect(Object.keys(responseSchema('get', '/v1/cache/usage', '200').properties as Json).sort()).toEqual([
+      'budget_bytes',
+      'bytes',
+      'bytes_over_budget',
+      'eviction_target_bytes',
+      'invalid_bytes',
+      'invalid_products',
+      'invalid_retention_days',
+      'maintenance_interval_ms',
+      'objects',
+      'oldest_access_at',
+      'products',
+      'unused_ttl_days',
+      'used_ratio',
+    ]);
+
+    const maintenance = operation('post', '/v1/admin/cache/maintenance');
+    expect(maintenance.operationId).toBe('runCacheMaintenance');
+    const body = deref(doc, ((maintenance.requestBody as Json).content as Record<string, { schema: unknown }>)['application/json']?.schema);
+    expect(Object.keys(body.properties as Json)).toEqual(['dry_run']);
+    const report = responseSchema('post', '/v1/admin/cache/maintenance', '200');
+    expect(Object.keys(report.properties as Json)).toEqual(
+      expect.arrayContaining(['dry_run', 'usage_before', 'usage_after', 'invalid_removed', 'expired', 'evicted', 'orphans', 'vanished', 'skipped', 'aborted']),
+    );
+    expect(responseSchema('post', '/v1/admin/cache/maintenance', '409')).toEqual((doc.components as { schemas: Json }).schemas.Error);
+
+    const offboard = operation('delete', '/v1/admin/tenants/{tenant_id}');
+    expect(offboard.operationId).toBe('offboardTenant');
+    expect(offboard.requestBody).toBeUndefined();
+    const parameters = offboard.parameters as Json[];
+    expect(parameters.map((p) => `${String(p.in)}:${String(p.name)}:${String(p.required)}`).sort()).toEqual([
+      'path:tenant_id:true',
+      'query:delete_objects:false',
+      'query:dry_run:false',
+      'query:purge_jobs:false',
+    ]);
+    for (const p of parameters.filter((x) => x.in === 'query')) expect(p.schema).toEqual({ type: 'string', enum: ['true', 'false'] });
+    expect(Object.keys(responseSchema('delete', '/v1/admin/tenants/{tenant_id}', '200').properties as Json).sort()).toEqual([
+      'bucket',
+      'busy',
+      'delete_objects',
+      'dry_run',
+      'jobs',
+      'objects',
+      'purge_jobs',
+      'tenant_id',
+      'tenant_scenes',
+    ]);
+    expect((offboard.responses as Record<string, Json>)['409']?.description).toMatch(/tenant_busy/);
   });
 
   it('/v1 operations require bearerAuth; health and metrics do not', () => {

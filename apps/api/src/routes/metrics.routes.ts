@@ -4,11 +4,16 @@
  * never collide): default process metrics, HTTP requests by method, route and status, jobs
  * enqueued, the scene download queue's depth by state (read from Redis at scrape time) and the
  * CDSE account's rolling 30-day transfer window against its budget (read from Postgres at scrape
- * time). Names follow Prometheus conventions: `scenecache_` prefix, base units, `_total` on counters.
+ * time), the global cache's registered bytes against `GLOBAL_CACHE_MAX_BYTES` (read from Postgres at
+ * scrape time), and what the maintenance runs this process performed (`POST
+ * /v1/admin/cache/maintenance`) removed — the same counters as the workers' scheduled runs
+ * (`CACHE_MAINTENANCE_COUNTERS`). Names follow Prometheus conventions: `scenecache_` prefix, base
+ * units, `_total` on counters.
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { queueDepthGauge, type Logger, type QueueCounts } from '@scenecache/core';
+import { CACHE_MAINTENANCE_COUNTERS, queueDepthGauge, type Logger, type QueueCounts } from '@scenecache/core';
+import type { RemovalReason } from '@scenecache/global-cache';
 
 /** Where the upstream transfer budget gauges read from. */
 export interface UpstreamBudgetSource {
@@ -22,6 +27,20 @@ export interface UpstreamBudgetSource {
   budgetBytes: number;
 }
 
+/** Where the global cache gauges read from. */
+export interface GlobalCacheSizeSource {
+  /**
+   * Bytes the `global_scene_cache` rows register (valid and invalid; bytes), fleet-wide. It must
+   * settle within a deadline of its own; a rejection is logged and exported as NaN.
+   */
+  registeredBytes(): Promise<number>;
+  /**
+   * `GLOBAL_CACHE_MAX_BYTES` (bytes), exported as `scenecache_global_cache_budget_bytes`;
+   * `undefined` (no budget): that gauge is not exported at all (so an alert comparing with it never fires).
+   */
+  budgetBytes: number | undefined;
+}
+
 /** HTTP request duration buckets (seconds). */
 const HTTP_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -32,6 +51,7 @@ export class ApiMetrics {
   readonly #requests: Counter<'method' | 'route' | 'status_code'>;
   readonly #duration: Histogram<'method' | 'route' | 'status_code'>;
   readonly #enqueued: Counter;
+  readonly #cacheRemovals: Record<keyof typeof CACHE_MAINTENANCE_COUNTERS, Counter>;
 
   /**
    * @param queue - the scene download queue, counted at scrape time. When Redis cannot answer,
@@ -39,8 +59,10 @@ export class ApiMetrics {
    * @param upstream - the transfer window, read at scrape time. When it cannot be read, the
    *   scrape still succeeds with `scenecache_upstream_window_bytes` NaN ("unknown", not "nothing
    *   downloaded") and a warning is logged.
+   * @param cache - the global cache's registered bytes, read at scrape time (NaN and a warning
+   *   when they cannot be read), and its budget.
    */
-  constructor(queue: QueueCounts, logger: Logger, upstream: UpstreamBudgetSource) {
+  constructor(queue: QueueCounts, logger: Logger, upstream: UpstreamBudgetSource, cache: GlobalCacheSizeSource) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     const labelNames = ['method', 'route', 'status_code'] as const;
@@ -72,6 +94,50 @@ export class ApiMetrics {
       help: 'Bytes the fleet may download from CDSE per rolling 30 days (UPSTREAM_MONTHLY_BYTES); past it, downloads wait.',
       registers,
     }).set(upstream.budgetBytes);
+    new Gauge({
+      name: 'scenecache_global_cache_bytes',
+      help: 'Bytes the global cache registers (global_scene_cache rows, valid and invalid: what GLOBAL_CACHE_MAX_BYTES limits), fleet-wide, read from Postgres at scrape time.',
+      registers,
+      async collect() {
+        try {
+          this.set(await cache.registeredBytes());
+        } catch (err) {
+          logger.warn({ err }, 'metrics: could not read the global cache size');
+          this.set(Number.NaN);
+        }
+      },
+    });
+    if (cache.budgetBytes !== undefined) {
+      new Gauge({
+        name: 'scenecache_global_cache_budget_bytes',
+        help: "The global cache's budget (GLOBAL_CACHE_MAX_BYTES): above it, maintenance evicts down to 90 % of it. Not exported when no budget is set.",
+        registers,
+      }).set(cache.budgetBytes);
+    }
+    // Label-free counters: they exist from the start at 0.
+    this.#cacheRemovals = {
+      evicted: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.evicted, registers }),
+      expired: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.expired, registers }),
+      invalid: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.invalid, registers }),
+      removedBytes: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.removedBytes, registers }),
+      orphans: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.orphans, registers }),
+    };
+  }
+
+  /**
+   * Count products removed from the global cache by a maintenance run of this process (`reason`:
+   * `evicted`, `expired` or `invalid`, each its counter of `CACHE_MAINTENANCE_COUNTERS`).
+   * @param products - products (rows) removed.
+   * @param bytes - bytes of the band objects deleted with them.
+   */
+  cacheProductsRemoved(reason: RemovalReason, products: number, bytes: number): void {
+    this.#cacheRemovals[reason].inc(products);
+    this.#cacheRemovals.removedBytes.inc(bytes);
+  }
+
+  /** Count orphan objects (no row described them) deleted from the global bucket by a maintenance run of this process. */
+  cacheOrphansRemoved(objects: number): void {
+    this.#cacheRemovals.orphans.inc(objects);
   }
 
   /** Count `jobs` newly enqueued jobs. */
