@@ -4,6 +4,7 @@
 //   GET v1/fleet                                    queue depth, upstream slots in use, transfer budget
 //   GET v1/downloads?limit=20                       latest jobs
 //   GET v1/cache/scenes?order=most_reused&limit=10  most reused products (admin keys only: 403 otherwise)
+//   GET v1/cache/usage                              global cache storage against its budget (admin keys only: 403 otherwise)
 // Auth: a 401 shows a key form; the key is kept in sessionStorage (this tab only) and sent as
 // `Authorization: Bearer`. Data from the API is only ever written with textContent.
 import { formatBytes, formatClock, formatCount, formatDuration, formatInstant, formatRatio, formatShare } from './format.js';
@@ -24,10 +25,16 @@ const ENDPOINTS = {
   fleet: 'v1/fleet',
   jobs: `v1/downloads?limit=${JOBS_LIMIT}`,
   scenes: `v1/cache/scenes?order=most_reused&limit=${SCENES_LIMIT}`,
+  usage: 'v1/cache/usage',
 };
+
+/** Endpoints that need an admin key: a 403 shows a note in their panel, not an error. */
+const ADMIN_ONLY = new Set(['scenes', 'usage']);
 
 /** Share of the transfer budget from which its gauge turns amber (the ScenecacheUpstreamBudgetHigh alert's threshold). */
 const BUDGET_HIGH_RATIO = 0.9;
+/** Share of the cache budget from which its gauge turns amber: eviction brings the cache back to 90 % of it. */
+const STORAGE_HIGH_RATIO = 0.9;
 
 const JOB_STATUSES = new Set(['queued', 'active', 'completed', 'failed']);
 const CACHE_STATUSES = new Set(['reused', 'downloaded']);
@@ -309,6 +316,43 @@ function renderScenes(result) {
   empty.hidden = rows.length > 0;
 }
 
+/**
+ * The global cache's storage: registered bytes out of the budget (GLOBAL_CACHE_MAX_BYTES; the gauge
+ * turns amber from 90 %, red above the budget), products, objects, invalid ones, the oldest last
+ * use and the expiry setting. `forbidden` (a tenant key): a note instead.
+ */
+function renderUsage(result) {
+  const note = byTestId('storage-admin-note');
+  const figures = $('#storage-figures');
+  if (result === 'forbidden') {
+    note.hidden = false;
+    figures.hidden = true;
+    return;
+  }
+  note.hidden = true;
+  figures.hidden = false;
+  const { bytes, budget_bytes: budget, used_ratio: ratio } = result;
+  const hasBudget = budget !== null;
+  setFigure('storage-bytes', bytes, hasBudget ? `${formatBytes(bytes)} / ${formatBytes(budget)}` : formatBytes(bytes));
+  const shown = byTestId('storage-bytes');
+  if (hasBudget) shown.dataset.budget = String(budget);
+  else delete shown.dataset.budget;
+  byTestId('storage-budget-label').textContent = hasBudget ? 'of the budget' : '(no budget set)';
+  if (hasBudget) setFigure('storage-budget-pct', ratio, formatRatio(ratio));
+  else setFigure('storage-budget-pct', null, '');
+  const fill = $('#storage-fill');
+  setWidth(fill, hasBudget ? ratio : 0);
+  fill.classList.toggle('full', hasBudget && ratio > 1);
+  fill.classList.toggle('high', hasBudget && ratio >= STORAGE_HIGH_RATIO && ratio <= 1);
+  setFigure('storage-products', result.products, formatCount(result.products));
+  setFigure('storage-objects', result.objects, formatCount(result.objects));
+  setFigure('storage-invalid', result.invalid_products, formatCount(result.invalid_products));
+  setFigure('storage-invalid-bytes', result.invalid_bytes, formatBytes(result.invalid_bytes));
+  setFigure('storage-oldest-access', result.oldest_access_at, formatInstant(result.oldest_access_at));
+  const ttl = result.unused_ttl_days;
+  setFigure('storage-ttl', ttl, ttl === null ? 'never' : `after ${formatCount(ttl)} days`);
+}
+
 /** Blank every figure (another key may see other figures: never show one key's data under another). */
 function clearFigures() {
   for (const el of document.querySelectorAll('main .figure, main table.figures td:not(.pct)')) {
@@ -329,6 +373,8 @@ function clearFigures() {
   byTestId('scenes-body').replaceChildren();
   byTestId('scenes-admin-note').hidden = true;
   $('#scenes-wrap').hidden = false;
+  byTestId('storage-admin-note').hidden = true;
+  $('#storage-figures').hidden = false;
   if (chart) {
     chart.destroy();
     chart = null;
@@ -413,7 +459,7 @@ async function refreshOnce() {
       fn(r.value);
       return;
     }
-    if (name === 'scenes' && r.reason instanceof ApiError && r.reason.status === 403) {
+    if (ADMIN_ONLY.has(name) && r.reason instanceof ApiError && r.reason.status === 403) {
       fn('forbidden');
       return;
     }
@@ -424,6 +470,7 @@ async function refreshOnce() {
   render('fleet', renderFleet);
   render('jobs', renderJobs);
   render('scenes', renderScenes);
+  render('usage', renderUsage);
 
   const updated = byTestId('last-updated');
   const lastGood = updated.dataset.at ? new Date(updated.dataset.at) : null;

@@ -5,7 +5,9 @@
  * jobs enqueued through the API. The page must show exactly
  * what the API returns (the test fetches the same endpoints and compares), refresh on its own,
  * keep its last good figures through a Redis outage, and ask for a key when auth is on (a tenant
- * key sees its tenant only and gets the "needs an admin key" note for the most reused products).
+ * key sees its tenant only and gets the "needs an admin key" note for the most reused products and
+ * the storage panel). The storage panel shows `GET /v1/cache/usage`: registered bytes against
+ * GLOBAL_CACHE_MAX_BYTES, products, objects, the oldest last use.
  * Any page error, failed request or unexpected HTTP error fails the test. Screenshots go to
  * `.ci/out/` (a CI artifact).
  */
@@ -30,6 +32,8 @@ import { L1C, L2A, startTestApi, TEST_REDIS_URL, type TestApi } from './helpers.
 const CI_OUT = fileURLToPath(new URL('../../../.ci/out/', import.meta.url));
 const L2A_OTHER = 'S2B_MSIL2A_20241123T224759_N0511_R101_T03VUL_20241123T230829';
 const ADMIN_API_KEY = 'dashboard-admin-key-0123456789';
+/** GLOBAL_CACHE_MAX_BYTES of the open-mode API: 1 GB (the seeded scenes register 509 MB). */
+const CACHE_BUDGET = 1e9;
 
 const D1 = '2025-03-10';
 const D2 = '2025-03-11';
@@ -211,7 +215,7 @@ describe('the dashboard in open dev mode', () => {
     // Redis through a proxy, so the test can take it away from the API.
     const redisTarget = new URL(TEST_REDIS_URL);
     proxy = await startTcpProxy({ host: redisTarget.hostname, port: Number(redisTarget.port || 6379) });
-    api = await startTestApi({ redisUrl: proxy.rewrite(TEST_REDIS_URL) });
+    api = await startTestApi({ redisUrl: proxy.rewrite(TEST_REDIS_URL), env: { GLOBAL_CACHE_MAX_BYTES: String(CACHE_BUDGET), CACHE_UNUSED_TTL_DAYS: '60' } });
     await api.queue.waitUntilReady();
     await seedJobs(api);
     await seedScenes(api);
@@ -329,6 +333,22 @@ describe('the dashboard in open dev mode', () => {
       expect(await page.getByTestId('scene-reuses').allTextContents()).toEqual(scenes.items.map((s) => String(s.download_count)));
       expect(await page.getByTestId('scenes-admin-note').isHidden()).toBe(true);
 
+      // Storage: the global cache's registered bytes of the budget, products, objects, oldest last use.
+      const usage = (await api.request('GET', '/v1/cache/usage')).body as Json & { oldest_access_at: string };
+      expect(usage).toMatchObject({ bytes: 509e6, objects: 4, products: 3, invalid_products: 0, invalid_bytes: 0, budget_bytes: CACHE_BUDGET, used_ratio: 0.509, unused_ttl_days: 60 });
+      expect(await text(page, 'storage-bytes')).toBe('509 MB / 1.00 GB');
+      expect(await value(page, 'storage-bytes')).toBe('509000000');
+      expect(await page.getByTestId('storage-bytes').getAttribute('data-budget')).toBe(String(CACHE_BUDGET));
+      expect(await text(page, 'storage-budget-label')).toBe('of the budget');
+      expect(await text(page, 'storage-budget-pct')).toBe('50.9%');
+      expect(await inPage<string>(page, `document.querySelector('#storage-fill').style.width`)).toBe('50.9%');
+      expect(await inPage<string>(page, `document.querySelector('#storage-fill').className`)).toBe('gauge-fill');
+      expect([await text(page, 'storage-products'), await text(page, 'storage-objects'), await text(page, 'storage-invalid'), await text(page, 'storage-invalid-bytes')]).toEqual(['3', '4', '0', '0 B']);
+      expect(await value(page, 'storage-oldest-access')).toBe(usage.oldest_access_at);
+      expect(await text(page, 'storage-oldest-access')).toBe(usage.oldest_access_at.slice(0, 19).replace('T', ' '));
+      expect(await text(page, 'storage-ttl')).toBe('after 60 days');
+      expect(await page.getByTestId('storage-admin-note').isHidden()).toBe(true);
+
       // The chart: one bar and one point per day the API reports, painted on the canvas.
       const chart = await chartState(page);
       expect(stats.per_day.map((d) => d.day)).toEqual([D1, D2, D4]);
@@ -425,10 +445,11 @@ describe('the dashboard with auth on', () => {
   it('asks for a key; a tenant key sees its tenant only; forget key; an admin key sees everything', async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const problems = new PageProblems(page);
-    // Without a key every /v1 call is 401; a tenant key gets 403 for the cross-tenant scene list.
+    // Without a key every /v1 call is 401; a tenant key gets 403 for the cross-tenant scene list and the global cache's usage.
     problems.allowed = [
       { status: 401, path: /^\/v1\// },
       { status: 403, path: /^\/v1\/cache\/scenes\?/ },
+      { status: 403, path: /^\/v1\/cache\/usage$/ },
     ];
     try {
       await page.goto(`${api.baseUrl}/`);
@@ -464,6 +485,10 @@ describe('the dashboard with auth on', () => {
       // The most reused products need an admin key: a note, not a broken panel.
       expect(await page.getByTestId('scenes-admin-note').isVisible()).toBe(true);
       expect(await page.getByTestId('scenes-table').isHidden()).toBe(true);
+      // So does the global cache's storage.
+      expect(await page.getByTestId('storage-admin-note').isVisible()).toBe(true);
+      expect(await page.getByTestId('storage-bytes').isHidden()).toBe(true);
+      expect(await value(page, 'storage-bytes')).toBeNull();
       expect(await page.getByTestId('error').isHidden()).toBe(true);
       await page.screenshot({ path: `${CI_OUT}dashboard-tenant-key.png`, fullPage: true });
 
@@ -487,6 +512,15 @@ describe('the dashboard with auth on', () => {
       expect(await value(page, 'total-requests')).toBe(String(all.totals.requests));
       expect(await page.getByTestId('scenes-admin-note').isHidden()).toBe(true);
       expect(await rowIds(page, 'scene-row', 'sceneId')).toEqual([L2A, L1C, L2A_OTHER]);
+      // Storage, without a budget (GLOBAL_CACHE_MAX_BYTES unset): the bytes alone, an empty gauge.
+      expect(await page.getByTestId('storage-admin-note').isHidden()).toBe(true);
+      expect(await text(page, 'storage-bytes')).toBe('509 MB');
+      expect(await page.getByTestId('storage-bytes').getAttribute('data-budget')).toBeNull();
+      expect(await text(page, 'storage-budget-label')).toBe('(no budget set)');
+      expect(await text(page, 'storage-budget-pct')).toBe('');
+      expect(await inPage<string>(page, `document.querySelector('#storage-fill').style.width`)).toBe('0%');
+      expect(await text(page, 'storage-products')).toBe('3');
+      expect(await text(page, 'storage-ttl')).toBe('never');
       expect(problems.problems).toEqual([]);
     } finally {
       await page.close();
