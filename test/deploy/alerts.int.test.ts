@@ -42,6 +42,8 @@ beforeAll(async () => {
   api = await startTestApi({
     // A real failing dependency (nothing listens on port 1): /readyz answers 503, as in an outage.
     checks: { s3: (signal) => fetch('http://127.0.0.1:1/', { signal }) },
+    // A cache budget, so the API exports it (scenecache_global_cache_budget_bytes is absent without one).
+    env: { GLOBAL_CACHE_MAX_BYTES: '5000000000000' },
   });
   // Requests whose answers the rules select on: a probe, a failing probe, a /v1 route.
   expect((await api.request('GET', '/healthz')).status).toBe(200);
@@ -119,6 +121,13 @@ describe('the alert rules select metrics the code exports', () => {
       'scenecache_jobs_enqueued_total',
       'scenecache_http_requests_total',
       'scenecache_http_request_duration_seconds',
+      'scenecache_global_cache_bytes',
+      'scenecache_global_cache_budget_bytes',
+      'scenecache_cache_evictions_total',
+      'scenecache_cache_expiries_total',
+      'scenecache_cache_invalid_removed_total',
+      'scenecache_cache_removed_bytes_total',
+      'scenecache_cache_orphans_removed_total',
       'process_resident_memory_bytes',
     ]) {
       expect([name, exported.declared.has(name)]).toEqual([name, true]);
@@ -130,6 +139,9 @@ describe('the alert rules select metrics the code exports', () => {
     // The transfer budget gauges come from the API (the window read from Postgres: none yet).
     expect(samplesOf('scenecache_upstream_window_bytes')).toEqual([{ name: 'scenecache_upstream_window_bytes', labels: {}, value: 0 }]);
     expect(samplesOf('scenecache_upstream_budget_bytes')).toEqual([{ name: 'scenecache_upstream_budget_bytes', labels: {}, value: api.settings.upstreamMonthlyBytes }]);
+    // The global cache gauges come from the API (nothing cached yet; the budget as set).
+    expect(samplesOf('scenecache_global_cache_bytes')).toEqual([{ name: 'scenecache_global_cache_bytes', labels: {}, value: 0 }]);
+    expect(samplesOf('scenecache_global_cache_budget_bytes')).toEqual([{ name: 'scenecache_global_cache_budget_bytes', labels: {}, value: 5e12 }]);
   });
 
   const cases = rules.flatMap((rule) => analyzePromql(rule.expr).selectors.map((s) => [rule.alert, s.metric, s] as const));

@@ -37,6 +37,8 @@ const FLEET_GAUGES = [
   'scenecache_upstream_slots_limit',
   'scenecache_upstream_window_bytes',
   'scenecache_upstream_budget_bytes',
+  'scenecache_global_cache_bytes',
+  'scenecache_global_cache_budget_bytes',
 ];
 const SEVERITIES = ['critical', 'warning', 'info'];
 /** Prometheus' alert template functions used in annotations (prometheus.io/docs/prometheus/latest/configuration/template_reference/). */
@@ -179,6 +181,18 @@ describe('PromQL shape of the expressions', () => {
       ['scenecache_lock_waits_total', 'increase', [{ label: 'reason', op: '=', value: 'upstream-budget' }]],
     ]);
     expect([exhausted!.for, exhausted!.labels?.severity]).toEqual(['5m', 'critical']);
+  });
+
+  it('the cache budget alert compares the registered bytes with the exported budget (GLOBAL_CACHE_MAX_BYTES) for 30 minutes', () => {
+    const rule = rules.find((r) => r.alert === 'ScenecacheCacheOverBudget');
+    expect(rule).toBeDefined();
+    expect(rule!.expr.replace(/\s+/g, ' ').trim()).toBe('max(scenecache_global_cache_bytes) > max(scenecache_global_cache_budget_bytes)');
+    expect(analyzePromql(rule!.expr).selectors.map((s) => [s.metric, s.enclosingCall, s.matchers])).toEqual([
+      ['scenecache_global_cache_bytes', 'max', []],
+      ['scenecache_global_cache_budget_bytes', 'max', []],
+    ]);
+    expect([rule!.for, rule!.labels?.severity]).toEqual(['30m', 'warning']);
+    expect(groups.find((g) => g.rules.includes(rule!))?.name).toBe('scenecache-cache');
   });
 
   it.each(rules.map((r) => [r.alert, r] as const))('%s: annotation templates are balanced and use template functions', (_name, rule) => {
