@@ -14,7 +14,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
-import { pingDb, upstreamWindow, type DB } from '@scenecache/db';
+import { pingDb, registeredCacheBytes, upstreamWindow, type DB } from '@scenecache/db';
 import { CacheMaintenance } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import { callDependency } from './dependency-call.js';
@@ -24,7 +24,6 @@ import { clientErrorHandler, errorBody, frameworkErrors, registerErrorHandling, 
 import { registerOpenApi } from './openapi.js';
 import { Readiness, type ReadinessCheck } from './readiness.js';
 import { registerAdminQueues } from './admin-queues.js';
-import { registeredCacheBytes } from './global-cache-size.js';
 import { dashboardRoutes } from './dashboard/dashboard.routes.js';
 import { registerRateLimit } from './rate-limit.js';
 import { adminRoutes } from './routes/admin.routes.js';

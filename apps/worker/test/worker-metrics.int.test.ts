@@ -22,7 +22,8 @@ describe('worker /metrics', () => {
   let port: number;
 
   beforeAll(async () => {
-    h = await startPipelineHarness();
+    // A budget, so the API exports scenecache_global_cache_budget_bytes too.
+    h = await startPipelineHarness({ env: { GLOBAL_CACHE_MAX_BYTES: String(10 ** 12) } });
     port = await freePort();
     worker = h.spawnWorker({ WORKER_METRICS_PORT: String(port) });
     await worker.waitForLog((l) => l.msg === 'health endpoint listening', 30_000);
