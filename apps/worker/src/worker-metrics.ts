@@ -8,7 +8,7 @@
  * from Redis and Postgres; counters and histograms count what this process did.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { CACHE_MAINTENANCE_COUNTERS, queueDepthGauge, type DownloadJobResult, type Logger, type QueueCounts } from '@scenecache/core';
+import { buildCacheMaintenanceCounters, queueDepthGauge, type CacheMaintenanceCounter, type DownloadJobResult, type Logger, type QueueCounts } from '@scenecache/core';
 
 /** What a job waited for when it got out of the way (`scenecache_lock_waits_total{reason}`). */
 export const LOCK_WAIT_REASONS = ['scene', 'band', 'upstream-slot', 'upstream-budget'] as const;
@@ -40,7 +40,7 @@ export class WorkerMetrics {
   readonly #lockWaits: Counter<'reason'>;
   readonly #rateLimited: Counter;
   readonly #outageHandBacks: Counter;
-  readonly #cacheRemovals: Record<keyof typeof CACHE_MAINTENANCE_COUNTERS, Counter>;
+  readonly #cacheRemovals: Record<CacheMaintenanceCounter, Counter>;
   readonly #bucketListed: Gauge<'unit'>;
 
   /**
@@ -83,13 +83,7 @@ export class WorkerMetrics {
       help: 'Job runs handed back to the queue without spending an attempt because Postgres, Redis or S3 was unavailable (or an advisory-lock session died with it).',
       registers,
     });
-    this.#cacheRemovals = {
-      evicted: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.evicted, registers }),
-      expired: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.expired, registers }),
-      invalid: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.invalid, registers }),
-      removedBytes: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.removedBytes, registers }),
-      orphans: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.orphans, registers }),
-    };
+    this.#cacheRemovals = buildCacheMaintenanceCounters((config) => new Counter({ ...config, registers }));
     this.#bucketListed = new Gauge({
       name: 'scenecache_global_bucket_listed',
       help: "The global bucket under sentinel-2/ as this worker's last cache maintenance run listed it: unit=objects or bytes (orphans included; absent until a run has listed it).",

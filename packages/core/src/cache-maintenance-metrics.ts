@@ -12,3 +12,15 @@ export const CACHE_MAINTENANCE_COUNTERS = Object.freeze({
   removedBytes: { name: 'scenecache_cache_removed_bytes_total', help: 'Bytes of band objects deleted from the global bucket by maintenance (evictions, expiries, invalid entries).' },
   orphans: { name: 'scenecache_cache_orphans_removed_total', help: 'Objects under the global prefix that no cache row described, deleted by maintenance.' },
 } as const);
+
+/** What a counter of {@link CACHE_MAINTENANCE_COUNTERS} counts. */
+export type CacheMaintenanceCounter = keyof typeof CACHE_MAINTENANCE_COUNTERS;
+
+/**
+ * Build every counter of {@link CACHE_MAINTENANCE_COUNTERS} with `make`, e.g.
+ * `buildCacheMaintenanceCounters((config) => new Counter({ ...config, registers }))`.
+ */
+export function buildCacheMaintenanceCounters<T>(make: (config: { name: string; help: string }) => T): Record<CacheMaintenanceCounter, T> {
+  const entries = (Object.keys(CACHE_MAINTENANCE_COUNTERS) as CacheMaintenanceCounter[]).map((key) => [key, make(CACHE_MAINTENANCE_COUNTERS[key])] as const);
+  return Object.fromEntries(entries) as Record<CacheMaintenanceCounter, T>;
+}

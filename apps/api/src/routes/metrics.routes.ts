@@ -12,7 +12,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { CACHE_MAINTENANCE_COUNTERS, queueDepthGauge, type Logger, type QueueCounts } from '@scenecache/core';
+import { buildCacheMaintenanceCounters, queueDepthGauge, type CacheMaintenanceCounter, type Logger, type QueueCounts } from '@scenecache/core';
 import type { RemovalReason } from '@scenecache/global-cache';
 
 /** Where the upstream transfer budget gauges read from. */
@@ -51,7 +51,7 @@ export class ApiMetrics {
   readonly #requests: Counter<'method' | 'route' | 'status_code'>;
   readonly #duration: Histogram<'method' | 'route' | 'status_code'>;
   readonly #enqueued: Counter;
-  readonly #cacheRemovals: Record<keyof typeof CACHE_MAINTENANCE_COUNTERS, Counter>;
+  readonly #cacheRemovals: Record<CacheMaintenanceCounter, Counter>;
 
   /**
    * @param queue - the scene download queue, counted at scrape time. When Redis cannot answer,
@@ -115,13 +115,7 @@ export class ApiMetrics {
       }).set(cache.budgetBytes);
     }
     // Label-free counters: they exist from the start at 0.
-    this.#cacheRemovals = {
-      evicted: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.evicted, registers }),
-      expired: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.expired, registers }),
-      invalid: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.invalid, registers }),
-      removedBytes: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.removedBytes, registers }),
-      orphans: new Counter({ ...CACHE_MAINTENANCE_COUNTERS.orphans, registers }),
-    };
+    this.#cacheRemovals = buildCacheMaintenanceCounters((config) => new Counter({ ...config, registers }));
   }
 
   /**
