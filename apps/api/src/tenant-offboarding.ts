@@ -115,7 +115,7 @@ export class TenantOffboarding {
       throw new ApiError(
         409,
         'tenant_busy',
-        `tenant ${tenantId} has ${footprint.unfinishedJobs} queued or active job(s): let them finish or cancel them (DELETE /v1/downloads/{id}), and revoke the tenant's API keys so that no new job arrives, then offboard it`,
+        `tenant ${tenantId} has ${footprint.unfinishedJobs} queued or active job(s): let them finish, and revoke the tenant's API keys so that no new job arrives, then offboard it`,
       );
     }
     const objects = deleteObjects ? await this.clearBucket(bucket, dryRun) : null;
