@@ -15,7 +15,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
 import { pingDb, registeredCacheBytes, upstreamWindow, type DB } from '@scenecache/db';
-import { CacheMaintenance } from '@scenecache/global-cache';
+import { createCacheMaintenance } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import { callDependency } from './dependency-call.js';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
@@ -194,19 +194,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
 
   // The global cache's maintenance, for `POST /v1/admin/cache/maintenance` (it needs S3). One
   // instance per app; the advisory lock keeps its runs from overlapping the workers' scheduled ones.
-  const maintenance =
-    deps.store &&
-    new CacheMaintenance({
-      db: deps.db,
-      store: deps.store,
-      bucket: deps.settings.globalBucket,
-      maxBytes: deps.settings.globalCacheMaxBytes,
-      unusedTtlDays: deps.settings.cacheUnusedTtlDays,
-      invalidRetentionDays: deps.settings.cacheInvalidRetentionDays,
-      logger: deps.logger,
-      onRemoved: (reason, removed) => metrics.cacheProductsRemoved(reason, removed.products, removed.bytes),
-      onOrphansDeleted: (objects) => metrics.cacheOrphansRemoved(objects),
-    });
+  const maintenance = deps.store && createCacheMaintenance(deps.settings, { db: deps.db, store: deps.store, logger: deps.logger, metrics });
 
   const enqueue = new DownloadEnqueueService({
     db: deps.db,

@@ -135,20 +135,8 @@ export class TenantOffboarding {
       jobsKept: Math.max(0, footprint.jobs - jobsPurged),
       unfinishedJobs: footprint.unfinishedJobs,
     };
-    const summary = {
-      tenantId,
-      bucket,
-      dryRun,
-      deleteObjects,
-      purgeJobs,
-      tenantScenesDeleted,
-      objectsDeleted: objects?.deleted ?? null,
-      bytesDeleted: objects?.bytes ?? null,
-      bucketExists: objects?.bucketExists ?? null,
-      jobsPurged,
-      unfinishedJobs: footprint.unfinishedJobs,
-    };
-    log.info(summary, dryRun ? 'tenant offboarding (dry run): nothing changed' : 'tenant offboarded');
+    // The result as the reply gives it (tenantId at the top level, as every log line carries it).
+    log.info(result, dryRun ? 'tenant offboarding (dry run): nothing changed' : 'tenant offboarded');
     return result;
   }
 

@@ -24,7 +24,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { MAINTENANCE_QUEUE, type Logger, type Settings } from '@scenecache/core';
 import { deleteExpiredJobs, type DB } from '@scenecache/db';
-import { CacheMaintenance } from '@scenecache/global-cache';
+import { createCacheMaintenance, type CacheMaintenance } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import type { WorkerMetrics } from './worker-metrics.js';
 
@@ -60,24 +60,6 @@ export interface Maintenance {
   cache: CacheMaintenance;
   /** Stop taking runs (a run in progress stops after its batch) and close the queue. */
   close(): Promise<void>;
-}
-
-/**
- * The global cache's maintenance as configured by `settings`, counting into `metrics`.
- */
-export function createCacheMaintenance(settings: Settings, deps: { db: Kysely<DB>; store: ObjectStore; logger: Logger; metrics?: Pick<WorkerMetrics, 'cacheProductsRemoved' | 'cacheOrphansRemoved' | 'globalBucketListed'> | undefined }): CacheMaintenance {
-  return new CacheMaintenance({
-    db: deps.db,
-    store: deps.store,
-    bucket: settings.globalBucket,
-    maxBytes: settings.globalCacheMaxBytes,
-    unusedTtlDays: settings.cacheUnusedTtlDays,
-    invalidRetentionDays: settings.cacheInvalidRetentionDays,
-    logger: deps.logger,
-    onRemoved: (reason, removed) => deps.metrics?.cacheProductsRemoved(reason, removed.products, removed.bytes),
-    onOrphansDeleted: (objects) => deps.metrics?.cacheOrphansRemoved(objects),
-    onBucketListed: (objects, bytes) => deps.metrics?.globalBucketListed(objects, bytes),
-  });
 }
 
 /**

@@ -12,6 +12,7 @@
  */
 import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import type { Queryable } from './database.js';
+import { removeBandEntries } from './cache-admin.repository.js';
 import type { CachedBand } from './schema.js';
 
 /** A product's last use, as a SQL expression on `global_scene_cache` (see the module's doc). */
@@ -245,30 +246,26 @@ export async function listEntriesByScene(db: Queryable, options: { afterSceneId?
  * A row's bands whose objects vanished from the bucket: drop the entries still equal to
  * `vanished` (a band registered again meanwhile is kept); when that leaves a row that had bands
  * with none, mark it invalid (`is_valid = false`: the next job resets the product and downloads
- * what it asks for). One transaction; call it holding the product's scene lock.
+ * what it asks for). Drops through `removeBandEntries` (the cache read's rule), all in one
+ * transaction (its own unless `db` is one); call it holding the product's scene lock.
  *
  * @returns the band ids dropped and whether the row was marked invalid.
  * @throws pg errors.
  */
-export async function dropVanishedBandEntries(trx: Queryable, sceneId: string, vanished: Readonly<Record<string, CachedBand>>): Promise<{ dropped: string[]; invalidated: boolean }> {
-  const row = await trx
-    .updateTable('global_scene_cache')
-    .set({
-      bands: sql`(SELECT COALESCE(jsonb_object_agg(b.key, b.value), '{}'::jsonb) FROM jsonb_each(global_scene_cache.bands) AS b WHERE NOT (${JSON.stringify(vanished)}::jsonb -> b.key IS NOT DISTINCT FROM b.value))`,
-      total_bytes: sql`(SELECT COALESCE(SUM((b.value ->> 'size')::bigint), 0) FROM jsonb_each(global_scene_cache.bands) AS b WHERE NOT (${JSON.stringify(vanished)}::jsonb -> b.key IS NOT DISTINCT FROM b.value))`,
-      updated_at: sql`now()`,
-    })
-    .where('scene_id', '=', sceneId)
-    .where(sql<SqlBool>`global_scene_cache.bands @> ANY (SELECT jsonb_build_object(v.key, v.value) FROM jsonb_each(${JSON.stringify(vanished)}::jsonb) AS v)`)
-    .returning([sql<string[]>`ARRAY(SELECT v.key FROM jsonb_each(${JSON.stringify(vanished)}::jsonb) AS v WHERE NOT (global_scene_cache.bands ? v.key) ORDER BY 1)`.as('dropped'), 'bands'])
-    .executeTakeFirst();
-  if (!row) return { dropped: [], invalidated: false };
-  let invalidated = false;
-  if (Object.keys(row.bands).length === 0) {
-    const res = await trx.updateTable('global_scene_cache').set({ is_valid: false }).where('scene_id', '=', sceneId).where('is_valid', '=', true).executeTakeFirst();
-    invalidated = Number(res.numUpdatedRows) > 0;
-  }
-  return { dropped: row.dropped, invalidated };
+export async function dropVanishedBandEntries(db: Queryable, sceneId: string, vanished: Readonly<Record<string, CachedBand>>): Promise<{ dropped: string[]; invalidated: boolean }> {
+  const run = async (trx: Queryable) => {
+    const dropped = await removeBandEntries(trx, sceneId, vanished);
+    if (dropped.length === 0) return { dropped, invalidated: false };
+    const res = await trx
+      .updateTable('global_scene_cache')
+      .set({ is_valid: false })
+      .where('scene_id', '=', sceneId)
+      .where('is_valid', '=', true)
+      .where(sql<SqlBool>`bands = '{}'::jsonb`)
+      .executeTakeFirst();
+    return { dropped, invalidated: Number(res.numUpdatedRows) > 0 };
+  };
+  return db.isTransaction ? run(db) : db.transaction().execute(run);
 }
 
 /** What a tenant has in the cache's tables (see {@link summarizeTenant}). */

@@ -44,7 +44,7 @@
  * Tenant copies are never touched: only the global bucket is listed and deleted from.
  */
 import { sql, type Kysely } from 'kysely';
-import { CACHE_KEY_PREFIX, type Logger } from '@scenecache/core';
+import { CACHE_KEY_PREFIX, type Logger, type Settings } from '@scenecache/core';
 import {
   deleteEntriesUnusedSince,
   deleteExpiredInvalidEntries,
@@ -54,6 +54,7 @@ import {
   listEntriesByScene,
   listExpiredInvalidEntries,
   listLeastRecentlyUsed,
+  registeredCacheBytes,
   tryLockScenesForTransaction,
   type CacheEntryRef,
   type CacheUsage,
@@ -109,6 +110,38 @@ export interface CacheMaintenanceOptions {
   onOrphansDeleted?: (objects: number, bytes: number) => void;
   /** Called once a run has listed the whole bucket prefix (objects, bytes as listed; metrics). */
   onBucketListed?: (objects: number, bytes: number) => void;
+}
+
+/** What a process counts of its maintenance runs (its Prometheus metrics: the API's, a worker's). */
+export interface CacheMaintenanceCounters {
+  cacheProductsRemoved(reason: RemovalReason, products: number, bytes: number): void;
+  cacheOrphansRemoved(objects: number): void;
+  /** The listed size of the bucket (objects, bytes); only workers export it. */
+  globalBucketListed?(objects: number, bytes: number): void;
+}
+
+/**
+ * The maintenance as the settings configure it (`GLOBAL_BUCKET`, `GLOBAL_CACHE_MAX_BYTES`,
+ * `CACHE_UNUSED_TTL_DAYS`, `CACHE_INVALID_RETENTION_DAYS`), counting into `metrics` — what the
+ * workers schedule and `POST /v1/admin/cache/maintenance` runs.
+ */
+export function createCacheMaintenance(
+  settings: Pick<Settings, 'globalBucket' | 'globalCacheMaxBytes' | 'cacheUnusedTtlDays' | 'cacheInvalidRetentionDays'>,
+  deps: { db: Kysely<DB>; store: ObjectStore; logger: Logger; metrics?: CacheMaintenanceCounters | undefined },
+): CacheMaintenance {
+  const { metrics } = deps;
+  return new CacheMaintenance({
+    db: deps.db,
+    store: deps.store,
+    bucket: settings.globalBucket,
+    maxBytes: settings.globalCacheMaxBytes,
+    unusedTtlDays: settings.cacheUnusedTtlDays,
+    invalidRetentionDays: settings.cacheInvalidRetentionDays,
+    logger: deps.logger,
+    onRemoved: (reason, removed) => metrics?.cacheProductsRemoved(reason, removed.products, removed.bytes),
+    onOrphansDeleted: (objects) => metrics?.cacheOrphansRemoved(objects),
+    onBucketListed: (objects, bytes) => metrics?.globalBucketListed?.(objects, bytes),
+  });
 }
 
 /** Products removed by one action of a run. */
@@ -331,9 +364,9 @@ class Run {
 
   /** Free the bytes above 90 % of the budget: invalid rows first, then least recently used products. */
   private async evict(maxBytes: number): Promise<void> {
-    const usage = this.dryRun ? projectedUsage(this.report) : await getCacheUsage(this.o.db);
-    const excess = usage.bytes - Math.floor(maxBytes * EVICTION_TARGET_RATIO);
-    if (usage.bytes <= maxBytes || excess <= 0) return;
+    const bytes = this.dryRun ? projectedUsage(this.report).bytes : await registeredCacheBytes(this.o.db);
+    const excess = bytes - Math.floor(maxBytes * EVICTION_TARGET_RATIO);
+    if (bytes <= maxBytes || excess <= 0) return;
     const freed = await this.removeInvalid(0, 'evicted', excess);
     if (freed < excess) await this.removeUnused({ reason: 'evicted', bytesToFree: excess - freed });
   }
