@@ -11,6 +11,7 @@ import * as m0004 from './0004_upstream_engine.js';
 import * as m0005 from './0005_dashboard_reader_grants.js';
 import * as m0006 from './0006_job_daily_rollups.js';
 import * as m0007 from './0007_cache_lifecycle.js';
+import * as m0008 from './0008_product_stac_metadata.js';
 
 export { STATS_READER_ROLE } from './0005_dashboard_reader_grants.js';
 
@@ -22,4 +23,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0005_dashboard_reader_grants': m0005,
   '0006_job_daily_rollups': m0006,
   '0007_cache_lifecycle': m0007,
+  '0008_product_stac_metadata': m0008,
 });

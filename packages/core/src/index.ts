@@ -14,6 +14,7 @@ export * from './dependency-outage.js';
 export * from './product-name.js';
 export * from './bands.js';
 export * from './safe-manifest.js';
+export * from './product-metadata.js';
 export * from './tenant-id.js';
 export * from './download-job.js';
 export * from './settings.js';

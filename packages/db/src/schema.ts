@@ -4,7 +4,7 @@
  * int8 columns are parsed as JS numbers (byte counts stay below 2^53).
  */
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { SafeFile } from '@scenecache/core';
+import type { GranuleMetadata, SafeFile } from '@scenecache/core';
 
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 
@@ -173,6 +173,23 @@ export interface UpstreamProductsTable {
   /** Every file of `manifest.safe`: `{path, size, sha3_256}`. */
   files: ColumnType<SafeFile[], string, string>;
   fetched_at: Generated<Date>;
+  /** OData `GeoFootprint` (GeoJSON geometry, WGS84); null for rows stored before migration 0008. */
+  footprint: ColumnType<GeoJsonGeometry | null, string | null, string | null>;
+  /** Bounding box of `footprint` in degrees (GiST-indexed as a `box` for the STAC `bbox` search). */
+  bbox_west: number | null;
+  bbox_south: number | null;
+  bbox_east: number | null;
+  bbox_north: number | null;
+  /** OData `ContentDate.Start`: the STAC item's `datetime`. */
+  sensed_at: Date | null;
+  /** What `MTD_TL.xml` and `MTD_MSIL*.xml` say (grids, EPSG, sun angles, cloud cover, baseline). */
+  granule_metadata: ColumnType<GranuleMetadata | null, string | null, string | null>;
+}
+
+/** A GeoJSON geometry as CDSE's `GeoFootprint` gives it (RFC 7946; Polygon or MultiPolygon). */
+export interface GeoJsonGeometry {
+  readonly type: string;
+  readonly coordinates: unknown;
 }
 
 /** One file download started against the CDSE account (migration 0004): the transfer budget's window. */
