@@ -23,6 +23,10 @@ import {
   failpoint,
   findBandFile,
   isDependencyUnavailable,
+  MetadataParseError,
+  metadataFilesOf,
+  parseProductLevelMetadata,
+  parseTileMetadata,
   ScenecacheError,
   toScenecacheError,
   UpstreamError,
@@ -31,6 +35,7 @@ import {
   type Band,
   type DownloadJobData,
   type DownloadJobResult,
+  type GranuleMetadata,
   type Logger,
   type SafeFile,
   type Settings,
@@ -38,6 +43,7 @@ import {
 } from '@scenecache/core';
 import {
   findUpstreamProduct,
+  lacksStacMetadata,
   markJobActive,
   markJobCompleted,
   markJobFailed,
@@ -286,8 +292,8 @@ function readCache(run: JobRun): Promise<CacheRead> {
  *
  * - The product's scene lock: shared, so other jobs download its other bands at the same time;
  *   exclusive first when the product must be prepared (its row was invalidated: reset it; its
- *   metadata is not stored yet: look it up and read `manifest.safe` — once per product, for every
- *   job), then downgraded to shared without letting go. Not to be had → wait for the scene.
+ *   metadata is not stored yet: look it up, read `manifest.safe` and the metadata files — once per
+ *   product, for every job), then downgraded to shared without letting go. Not to be had → wait for the scene.
  * - Then each missing file, largest first, while the run may take slots (as many as are free;
  *   while other jobs queue for slots, only the one slot this run's wake-up baton stands for —
  *   fair hand-out, see SceneWaiters):
@@ -309,7 +315,7 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
   const { product } = request;
   const sceneId = product.sceneId;
   let metadata = await findUpstreamProduct(deps.db, sceneId);
-  const prepare = metadata === undefined || read.invalidated;
+  const prepare = metadata === undefined || lacksStacMetadata(metadata) || read.invalidated;
   const mode = prepare ? 'exclusive' : 'shared';
   const lease = await locks.tryAcquireScene(sceneId, mode);
   const claim: Claim = { lease, metadata, files: [], cachedMeanwhile: new Map(), queued: [], budget: transferBudget(run), waitFor: [], batonLeft: run.baton.slots };
@@ -321,7 +327,7 @@ async function claimDownloads(run: JobRun, read: CacheRead): Promise<Claim> {
     let planned: ReadonlySet<string> | undefined;
     if (prepare) {
       await cache.resetInvalidated(sceneId, log);
-      metadata ??= await fetchUpstreamProduct(run);
+      if (metadata === undefined || lacksStacMetadata(metadata)) metadata = await fetchUpstreamProduct(run, metadata);
       claim.metadata = metadata;
       await lease.downgradeToShared();
       planned = await planBurst(run, metadata, read);
@@ -480,17 +486,60 @@ function bandFileOf(metadata: UpstreamProduct, band: Band, run: JobRun): SafeFil
 }
 
 /**
- * The product's catalogue entry and manifest, read from CDSE and stored for every later job (the
- * caller holds the scene lock exclusive, so one job per product does this).
- * @throws UpstreamError from the lookup or the manifest.
+ * The product's catalogue entry, manifest and metadata files (`MTD_TL.xml`, `MTD_MSIL*.xml`: the
+ * grid, CRS, sun angles and cloud cover its STAC item shows), read from CDSE and stored for every
+ * later job (the caller holds the scene lock exclusive, so one job per product does this). A row
+ * stored before the metadata files were read (`stored`) keeps its manifest; the catalogue entry is
+ * read again for its footprint and sensing time.
+ * @throws UpstreamError from the lookup, the manifest or a metadata file's download.
  */
-async function fetchUpstreamProduct(run: JobRun): Promise<UpstreamProduct> {
+async function fetchUpstreamProduct(run: JobRun, stored: UpstreamProduct | undefined): Promise<UpstreamProduct> {
   const { cdse, db } = run.deps;
   const { product } = run.request;
   const entry = await cdse.lookupProduct(product, { signal: run.signal });
-  const files = await cdse.getManifest(entry.Id, product.safeName, { signal: run.signal });
-  run.log.info({ cdseProductId: entry.Id, files: files.length }, 'product metadata read from CDSE');
-  return storeUpstreamProduct(db, { sceneId: product.sceneId, cdseProductId: entry.Id, product: { ...entry }, files });
+  const files = stored?.files ?? (await cdse.getManifest(entry.Id, product.safeName, { signal: run.signal }));
+  const granuleMetadata = await readGranuleMetadata(run, entry.Id, files);
+  run.log.info({ cdseProductId: entry.Id, files: files.length, metadataError: granuleMetadata.error }, 'product metadata read from CDSE');
+  return storeUpstreamProduct(db, {
+    sceneId: product.sceneId,
+    cdseProductId: entry.Id,
+    product: { ...entry },
+    files,
+    footprint: entry.GeoFootprint,
+    sensedAt: new Date(entry.ContentDate.Start),
+    granuleMetadata,
+  });
+}
+
+/**
+ * Download (verified against the manifest, like a band file) and parse the product's tile and
+ * product metadata files. A manifest without them, or a file that is not what the Products
+ * Specification describes, gives a result with `error` set: the product's bands are still served.
+ * @throws UpstreamError from a download.
+ */
+async function readGranuleMetadata(run: JobRun, productId: string, files: readonly SafeFile[]): Promise<GranuleMetadata> {
+  const found = metadataFilesOf(files);
+  if (!found) return { error: 'the manifest lists no MTD_TL.xml or no MTD_MSIL1C.xml/MTD_MSIL2A.xml' };
+  const { safeName } = run.request.product;
+  const sources = { tile: found.tile.path, product: found.product.path };
+  let tileXml: string, productXml: string;
+  try {
+    [tileXml, productXml] = await Promise.all(
+      [found.tile, found.product].map(async (file) => (await run.deps.cdse.readSmallFile(productId, safeName, file, { signal: run.signal })).toString('utf8')),
+    ) as [string, string];
+  } catch (err) {
+    // 404: the download host does not serve a file its manifest lists. The bands may still be there.
+    if (!(err instanceof UpstreamError && err.code === 'product_not_found')) throw err;
+    run.log.warn({ err }, 'product metadata file not served: its STAC item lacks the projection fields');
+    return { sources, error: err.message };
+  }
+  try {
+    return { tile: parseTileMetadata(tileXml), product: parseProductLevelMetadata(productXml), sources };
+  } catch (err) {
+    if (!(err instanceof MetadataParseError)) throw err;
+    run.log.warn({ err }, 'product metadata file not as specified: its STAC item lacks the projection fields');
+    return { sources, error: err.message };
+  }
 }
 
 /** The rolling 30-day transfer budget as one claim sees it: files are counted in as they are claimed. */

@@ -193,6 +193,22 @@ export class CdseClient {
     );
   }
 
+  /**
+   * A small file of the product (a metadata file: `MTD_TL.xml`, `MTD_MSIL2A.xml`), read whole into
+   * memory through the same verified stream as band files (size and the manifest's SHA3-256
+   * checked, resumes, 429 backoff, token refresh).
+   * @param file - its manifest entry; at most 16 MiB (metadata files are under 1 MB).
+   * @throws RangeError when `file.size` is over 16 MiB; the stream's errors (see {@link VerifiedFileStream}).
+   */
+  async readSmallFile(productId: string, safeName: string, file: SafeFile, options: CdseCallOptions = {}): Promise<Buffer> {
+    if (file.size > 16 * 1024 * 1024) throw new RangeError(`${file.path} is ${file.size} bytes: too large to read into memory`);
+    const stream = this.openBandFile({ productId, safeName, file, signal: options.signal });
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    await stream.result;
+    return Buffer.concat(chunks);
+  }
+
   /** Close idle keep-alive sockets. The Redis connection is the caller's. */
   close(): void {
     this.#agents.destroy();

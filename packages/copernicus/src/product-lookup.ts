@@ -22,9 +22,15 @@ export interface CdseChecksum {
   readonly ChecksumDate: string | undefined;
 }
 
+/** A GeoJSON Polygon or MultiPolygon (RFC 7946), WGS84 longitude/latitude in degrees. */
+export interface GeoJsonFootprint {
+  readonly type: 'Polygon' | 'MultiPolygon';
+  readonly coordinates: unknown;
+}
+
 /**
  * A product in the CDSE catalogue: the fields of the OData `Product` entity we use, validated,
- * under their OData names (other fields such as `Footprint` or `Attributes` are dropped).
+ * under their OData names (other fields such as `Footprint` (WKT) or `Attributes` are dropped).
  */
 export interface CdseProduct {
   /** A UUID: the key of every download URL (`Products(<Id>)`). */
@@ -41,6 +47,12 @@ export interface CdseProduct {
   readonly Checksum: readonly CdseChecksum[];
   /** Sensing interval, ISO 8601. */
   readonly ContentDate: { readonly Start: string; readonly End: string };
+  /**
+   * The product's footprint as GeoJSON (`GeoFootprint`, in the 2024 answer format; fixture
+   * `eodag_cop_dataspace_odata_search_S2_L1C.json`); undefined when the answer has none or it is
+   * not a Polygon/MultiPolygon with coordinate arrays (early-2023 answers lack it).
+   */
+  readonly GeoFootprint?: GeoJsonFootprint | undefined;
 }
 
 /** Options of {@link lookupProduct}. */
@@ -154,7 +166,14 @@ export function parseProduct(raw: unknown, where = 'product'): CdseProduct {
     S3Path: string(p, 'S3Path', where),
     Checksum: Object.freeze(checksums),
     ContentDate: Object.freeze({ Start: string(contentDate, 'Start', `${where}.ContentDate`), End: string(contentDate, 'End', `${where}.ContentDate`) }),
+    GeoFootprint: geoFootprint(p.GeoFootprint),
   });
+}
+
+/** `GeoFootprint` when it is a GeoJSON Polygon or MultiPolygon with an array of coordinates. */
+function geoFootprint(v: unknown): GeoJsonFootprint | undefined {
+  if (!isRecord(v) || (v.type !== 'Polygon' && v.type !== 'MultiPolygon') || !Array.isArray(v.coordinates)) return undefined;
+  return Object.freeze({ type: v.type, coordinates: v.coordinates });
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

@@ -12,7 +12,8 @@ const L2A = 'S2B_MSIL2A_20230209T055009_N0509_R048_T43SBB_20230209T084058.SAFE';
 
 describe('parseProductSearch on real CDSE answers', () => {
   it('reads the 2024-format L1C search (MD5 + BLAKE3 checksums)', () => {
-    const p = parseProductSearch(fixture('eodag_cop_dataspace_odata_search_S2_L1C.json'), L1C);
+    const answer = fixture('eodag_cop_dataspace_odata_search_S2_L1C.json') as { value: Array<{ Name: string; GeoFootprint: unknown }> };
+    const p = parseProductSearch(answer, L1C);
     expect(p).toEqual({
       Id: '05edf2bb-d103-49f1-a677-9e474138d84f',
       Name: L1C,
@@ -24,6 +25,7 @@ describe('parseProductSearch on real CDSE answers', () => {
         { Algorithm: 'BLAKE3', Value: '2f787caed527ffeb3245594a465abd127da5ee7eaeb974f9a9ab4342f2fba7cf', ChecksumDate: '2023-08-23T09:26:29.570886Z' },
       ],
       ContentDate: { Start: '2020-08-08T01:03:11.024000Z', End: '2020-08-08T01:03:11.024000Z' },
+      GeoFootprint: answer.value.find((v) => v.Name === L1C)!.GeoFootprint,
     });
     expect(Object.isFrozen(p)).toBe(true);
   });
@@ -67,6 +69,16 @@ describe('parseProductSearch on real CDSE answers', () => {
     const err = catchError(() => parseProductSearch(body, L1C));
     expect(err).toMatchObject({ code: 'upstream_unavailable', retryable: false });
     expect((err as Error).message).toContain(field);
+  });
+
+  it('keeps the GeoJSON footprint of the 2024 answer format, and has none for early-2023 answers', () => {
+    const eodag = fixture('eodag_cop_dataspace_odata_search_S2_L1C.json') as { value: Array<{ GeoFootprint: { type: string; coordinates: unknown } }> };
+    const product = parseProduct(eodag.value[0]);
+    expect(product.GeoFootprint).toEqual(eodag.value[0]!.GeoFootprint);
+    expect(product.GeoFootprint?.type).toBe('Polygon');
+    const ftep = fixture('ftep_cdse_odata_products_search_S2_L2A.json') as { value: unknown[] };
+    expect(parseProduct(ftep.value[0]).GeoFootprint).toBeUndefined();
+    expect(parseProduct({ ...eodag.value[0], GeoFootprint: { type: 'Point', coordinates: [1, 2] } }).GeoFootprint).toBeUndefined();
   });
 
   it('parseProduct accepts every product of the S1 paging fixture (same entity type)', () => {

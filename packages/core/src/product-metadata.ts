@@ -58,10 +58,18 @@ export interface ProductLevelMetadata {
  * manifest paths they were read from (for tracing).
  */
 export interface GranuleMetadata {
-  readonly tile: TileMetadata;
-  readonly product: ProductLevelMetadata;
-  /** SAFE-relative paths of the files read: `{tile: 'GRANULE/…/MTD_TL.xml', product: 'MTD_MSIL2A.xml'}`. */
-  readonly sources: { readonly tile: string; readonly product: string };
+  /** What `MTD_TL.xml` says; undefined when it could not be read (see `error`). */
+  readonly tile?: TileMetadata | undefined;
+  /** What `MTD_MSIL1C.xml` / `MTD_MSIL2A.xml` says; undefined when it could not be read. */
+  readonly product?: ProductLevelMetadata | undefined;
+  /** SAFE-relative paths of the files read: `{tile: 'GRANULE/…/MTD_TL.xml', product: 'MTD_MSIL2A.xml'}` (absent when the manifest lists none). */
+  readonly sources?: { readonly tile: string; readonly product: string } | undefined;
+  /**
+   * Why the files gave nothing (the manifest lists no metadata file, or a file is not what the
+   * specification describes). Stored so the product is not prepared again for it: its items then
+   * lack the projection fields, and its bands are served as usual.
+   */
+  readonly error?: string | undefined;
 }
 
 /** Thrown when a metadata file lacks what the items need (its grid or CRS). Not retryable: the file is what CDSE serves. */
@@ -77,7 +85,7 @@ type XmlNode = Record<string, unknown>;
 function child(node: unknown, name: string): XmlNode | undefined {
   if (node === null || typeof node !== 'object') return undefined;
   const v = (node as XmlNode)[name];
-  const first = Array.isArray(v) ? v[0] : v;
+  const first: unknown = Array.isArray(v) ? v[0] : v;
   return first !== null && typeof first === 'object' ? (first as XmlNode) : undefined;
 }
 

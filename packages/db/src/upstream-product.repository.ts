@@ -39,9 +39,13 @@ export function geometryBbox(geometry: GeoJsonGeometry): [number, number, number
   return Number.isFinite(w) ? [w, s, e, n] : undefined;
 }
 
-/** Whether a stored product lacks what migration 0008 added (footprint, sensing time, metadata files): a job must prepare it again. */
+/**
+ * Whether a stored product lacks what migration 0008 added (sensing time, what its metadata files
+ * say): a job must prepare it again. A missing footprint alone does not count: early-2023 catalogue
+ * answers have none.
+ */
 export function lacksStacMetadata(p: UpstreamProduct): boolean {
-  return p.granuleMetadata === undefined || p.footprint === undefined || p.sensedAt === undefined;
+  return p.granuleMetadata === undefined || p.sensedAt === undefined;
 }
 
 /** The stored metadata of `sceneId`; `undefined` when no job fetched it yet. */
@@ -62,7 +66,7 @@ export async function findUpstreamProduct(db: Queryable, sceneId: string): Promi
 
 /**
  * Store a product's metadata. A complete row already there (another job stored it first) is kept;
- * a row stored before migration 0008 (no footprint or metadata files) gets the new fields filled.
+ * a row stored before migration 0008 (no sensing time or metadata files) gets the new fields filled.
  * @returns the stored metadata (the existing row's when it was complete).
  */
 export async function storeUpstreamProduct(db: Queryable, input: UpstreamProduct): Promise<UpstreamProduct> {
@@ -83,7 +87,7 @@ export async function storeUpstreamProduct(db: Queryable, input: UpstreamProduct
       oc
         .column('scene_id')
         .doUpdateSet({ ...stac, product: JSON.stringify(input.product) })
-        .where((eb) => eb.or([eb('upstream_products.granule_metadata', 'is', null), eb('upstream_products.footprint', 'is', null), eb('upstream_products.sensed_at', 'is', null)])),
+        .where((eb) => eb.or([eb('upstream_products.granule_metadata', 'is', null), eb('upstream_products.sensed_at', 'is', null)])),
     )
     .execute();
   return (await findUpstreamProduct(db, input.sceneId))!;
