@@ -4,24 +4,11 @@
  */
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
+import type { Job } from '@scenecache/client';
 import type { ObjectStore } from '@scenecache/storage';
 
-/** A job as `GET /v1/downloads` returns it (the fields the demo reads). */
-export interface JobView {
-  job_id: string;
-  tenant_id: string;
-  scene_id: string;
-  status: 'queued' | 'active' | 'completed' | 'failed';
-  cache_status: 'reused' | 'downloaded' | null;
-  bands_downloaded: string[];
-  bands_reused: string[];
-  bytes_downloaded: number;
-  bytes_copied: number;
-  objects: Record<string, string> | null;
-  duration_ms: number | null;
-  waits?: number;
-  error: { code: string; message: string } | null;
-}
+/** A job as `GET /v1/downloads` returns it (the client's type, generated from the API's document). */
+export type JobView = Job;
 
 /** The summary of `--json` (and of the printed table). */
 export interface DemoSummary {

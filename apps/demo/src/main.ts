@@ -2,10 +2,10 @@
  * `npm run demo` — the whole system end to end on one machine.
  *
  * Starts what is not configured (cdse-sim, embedded S3, a fresh database), the API and two worker
- * processes; enqueues through the HTTP API a burst of 8 tenants × 6 real Sentinel-2 products with
- * overlapping band sets; shows progress; prints a table per job and a summary; checks the
- * invariants (each band downloaded once, every job finished, every tenant object byte-identical
- * to upstream) and exits non-zero when one is broken.
+ * processes; enqueues through the HTTP API (with the typed client, @scenecache/client) a burst of
+ * 8 tenants × 6 real Sentinel-2 products with overlapping band sets; shows progress; prints a
+ * table per job and a summary; checks the invariants (each band downloaded once, every job
+ * finished, every tenant object byte-identical to upstream) and exits non-zero when one is broken.
  *
  * Flags: `--json FILE` writes `{summary, jobs}`; `--workers N` (2); `--size-scale X` (1 = real
  * sizes; e.g. 0.01 for a quick run); `--timeout-s N` (900); `--screenshot FILE` saves a PNG of
@@ -20,6 +20,7 @@ import { execFile } from 'node:child_process';
 import { createS3Client, ObjectStore } from '@scenecache/storage';
 import { findBandFile, loadSettings, numberOption, parseCommandLine, parseProductName, resolveBand, runCommand, UsageError, type SafeFile } from '@scenecache/core';
 import { createDb, findScene } from '@scenecache/db';
+import { isFinalStatus, ScenecacheApiError, ScenecacheClient } from '@scenecache/client';
 import { demoRequests, distinctPairs, type DemoRequest } from './demo-plan.js';
 import { REPO_ROOT, startDemoEnvironment } from './demo-environment.js';
 import { fmtMB, jobTable, verifyTenantObjects, type DemoSummary, type JobView } from './demo-report.js';
@@ -42,31 +43,24 @@ const OPTIONS = { json: { type: 'string' }, workers: { type: 'string' }, 'size-s
 const t0 = Date.now();
 const log = (line: string): void => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}`);
 
-/** The Authorization header of the demo's requests (none when its API runs open). */
-const authHeaders = (apiKey: string | undefined): Record<string, string> => (apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` });
-
-async function enqueue(apiUrl: string, apiKey: string | undefined, requests: readonly DemoRequest[]): Promise<string[]> {
+/** Enqueue every request through the client (`POST /v1/downloads`); the jobs' ids, in order. */
+async function enqueue(client: ScenecacheClient, requests: readonly DemoRequest[]): Promise<string[]> {
   return Promise.all(
     requests.map(async (r) => {
-      const res = await fetch(`${apiUrl}/v1/downloads`, { method: 'POST', headers: { 'content-type': 'application/json', ...authHeaders(apiKey) }, body: JSON.stringify(r) });
-      const body = (await res.json()) as { job_id?: string; error?: { code: string; message: string } };
-      if (res.status !== 202 || !body.job_id) throw new Error(`enqueue ${r.tenant_id} ${r.scene_id} → ${res.status} ${JSON.stringify(body)}`);
-      return body.job_id;
+      try {
+        return (await client.enqueue(r)).job_id;
+      } catch (err) {
+        if (err instanceof ScenecacheApiError) throw new Error(`enqueue ${r.tenant_id} ${r.scene_id} → ${err.status} ${err.code}: ${err.message}`);
+        throw err;
+      }
     }),
   );
 }
 
-async function fetchJobs(apiUrl: string, apiKey: string | undefined, ids: ReadonlySet<string>): Promise<JobView[]> {
+/** The demo's jobs (`ids`) as `GET /v1/downloads` lists them, every page. */
+async function fetchJobs(client: ScenecacheClient, ids: ReadonlySet<string>): Promise<JobView[]> {
   const jobs: JobView[] = [];
-  let cursor: string | null = null;
-  do {
-    const url: string = `${apiUrl}/v1/downloads?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-    const res = await fetch(url, { headers: authHeaders(apiKey) });
-    if (res.status !== 200) throw new Error(`GET /v1/downloads → ${res.status} ${await res.text()}`);
-    const page = (await res.json()) as { items: JobView[]; next_cursor: string | null };
-    jobs.push(...page.items.filter((j) => ids.has(j.job_id)));
-    cursor = page.next_cursor;
-  } while (cursor);
+  for await (const job of client.listAll({ limit: 500 })) if (ids.has(job.job_id)) jobs.push(job);
   return jobs;
 }
 
@@ -85,18 +79,20 @@ async function main(): Promise<number> {
   const settings = loadSettings(envr.env);
   const store = new ObjectStore(createS3Client(settings));
   const db = createDb(settings.databaseUrl, { max: 2 });
+  // Every API call of the demo goes through the typed client (@scenecache/client).
+  const client = new ScenecacheClient({ baseUrl: envr.apiUrl, apiKey: envr.apiKey });
   try {
-    const ids = await enqueue(envr.apiUrl, envr.apiKey, requests);
+    const ids = await enqueue(client, requests);
     const idSet = new Set(ids);
-    log(`enqueued ${ids.length} jobs through POST /v1/downloads`);
+    log(`enqueued ${ids.length} jobs through POST /v1/downloads (@scenecache/client)`);
 
     let jobs: JobView[] = [];
     const deadline = Date.now() + timeoutS * 1000;
     let last = '';
     for (;;) {
-      jobs = await fetchJobs(envr.apiUrl, envr.apiKey, idSet);
+      jobs = await fetchJobs(client, idSet);
       const count = (s: JobView['status']) => jobs.filter((j) => j.status === s).length;
-      const done = count('completed') + count('failed');
+      const done = jobs.filter((j) => isFinalStatus(j.status)).length;
       const sim = envr.sim?.counters();
       const line =
         `jobs ${done}/${ids.length} done (reused ${jobs.filter((j) => j.cache_status === 'reused').length}, downloaded ${jobs.filter((j) => j.cache_status === 'downloaded').length}, failed ${count('failed')}) · active ${count('active')} · queued ${count('queued')}` +
