@@ -12,6 +12,7 @@ import * as m0005 from './0005_dashboard_reader_grants.js';
 import * as m0006 from './0006_job_daily_rollups.js';
 import * as m0007 from './0007_cache_lifecycle.js';
 import * as m0008 from './0008_product_stac_metadata.js';
+import * as m0009 from './0009_job_callbacks_cancel.js';
 
 export { STATS_READER_ROLE } from './0005_dashboard_reader_grants.js';
 
@@ -24,4 +25,5 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0006_job_daily_rollups': m0006,
   '0007_cache_lifecycle': m0007,
   '0008_product_stac_metadata': m0008,
+  '0009_job_callbacks_cancel': m0009,
 });

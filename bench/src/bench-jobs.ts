@@ -62,6 +62,8 @@ export interface JobProgress {
   active: number;
   completed: number;
   failed: number;
+  /** Jobs cancelled (DELETE /v1/downloads/{id}): ended too. */
+  cancelled: number;
 }
 
 /**
@@ -84,12 +86,12 @@ export async function waitForJobsDone(
       .where('id', 'in', [...ids])
       .groupBy('status')
       .execute();
-    const p: JobProgress = { queued: 0, active: 0, completed: 0, failed: 0 };
+    const p: JobProgress = { queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0 };
     for (const c of counts) p[c.status] = Number(c.n);
     // Rows not written yet (the API writes them at enqueue, so none in practice) count as queued.
-    p.queued += ids.length - (p.queued + p.active + p.completed + p.failed);
-    if (p.completed + p.failed === ids.length) break;
-    if (Date.now() > deadline) throw new Error(`${ids.length - p.completed - p.failed} of ${ids.length} jobs not finished after ${options.timeoutMs} ms (${JSON.stringify(p)})`);
+    p.queued += ids.length - (p.queued + p.active + p.completed + p.failed + p.cancelled);
+    if (p.completed + p.failed + p.cancelled === ids.length) break;
+    if (Date.now() > deadline) throw new Error(`${ids.length - p.completed - p.failed - p.cancelled} of ${ids.length} jobs not finished after ${options.timeoutMs} ms (${JSON.stringify(p)})`);
     if (options.onProgress && Date.now() >= nextReport) {
       options.onProgress(p);
       nextReport = Date.now() + 5_000;

@@ -36,7 +36,7 @@ const BUDGET_HIGH_RATIO = 0.9;
 /** Share of the cache budget from which its gauge turns amber: eviction brings the cache back to 90 % of it. */
 const STORAGE_HIGH_RATIO = 0.9;
 
-const JOB_STATUSES = new Set(['queued', 'active', 'completed', 'failed']);
+const JOB_STATUSES = new Set(['queued', 'active', 'completed', 'failed', 'cancelled']);
 const CACHE_STATUSES = new Set(['reused', 'downloaded']);
 
 const $ = (selector) => document.querySelector(selector);
@@ -152,15 +152,18 @@ function renderStats(stats) {
   setFigure('total-bytes-saved', t.bytes_saved, formatBytes(t.bytes_saved));
 
   // Completed jobs by cache_status, one definition with the cards: shares of completed jobs
-  // (t.requests), so reused's share is the hit ratio. Failed jobs have no cache_status: their
-  // share is of all finished jobs, and labelled so.
+  // (t.requests), so reused's share is the hit ratio.
   for (const [name, n] of [['reused', t.reused], ['downloaded', t.downloaded]]) {
     setFigure(`status-${name}`, n, formatCount(n));
     byTestId(`status-${name}-pct`).textContent = formatShare(n, t.requests);
     setWidth($(`#seg-${name}`), t.requests > 0 ? n / t.requests : 0);
   }
+  // Failed and cancelled jobs have no cache_status: their shares are of all finished jobs.
+  const finished = t.requests + t.failed + (t.cancelled ?? 0);
   setFigure('status-failed', t.failed, formatCount(t.failed));
-  byTestId('status-failed-pct').textContent = formatShare(t.failed, t.requests + t.failed);
+  byTestId('status-failed-pct').textContent = formatShare(t.failed, finished);
+  setFigure('status-cancelled', t.cancelled ?? 0, formatCount(t.cancelled ?? 0));
+  byTestId('status-cancelled-pct').textContent = formatShare(t.cancelled ?? 0, finished);
 
   renderChart(stats.per_day.slice(-CHART_DAYS));
 }

@@ -13,12 +13,15 @@ import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { downloadJobOptions, type Logger, type Settings } from '@scenecache/core';
+import { downloadJobOptions, jobEndedChannel, type Logger, type Settings } from '@scenecache/core';
 import { pingDb, registeredCacheBytes, upstreamWindow, type DB } from '@scenecache/db';
 import { createCacheMaintenance } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import { callDependency } from './dependency-call.js';
 import { DownloadEnqueueService, type DependencyTimeouts, type DownloadQueue } from './download-enqueue.js';
+import { DownloadCancelService } from './download-cancel.js';
+import { createCallbackQueue, JobEndAnnouncer } from './job-end-announcer.js';
+import { JobEndWaiter } from './job-end-waiter.js';
 import { Authenticator } from './auth.js';
 import { clientErrorHandler, errorBody, frameworkErrors, registerErrorHandling, rejectNonUtf8Charset } from './error-handler.js';
 import { registerOpenApi } from './openapi.js';
@@ -205,6 +208,23 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
     jobOptions: downloadJobOptions(deps.settings),
     requireIdempotencyKey: deps.settings.requireIdempotencyKey,
     onEnqueued: (jobs) => metrics.jobsEnqueued(jobs),
+    callbackAllowHttpLoopback: deps.settings.callbackAllowHttpLoopback,
+    bootstrapCallbackSecret: deps.settings.callbackSigningSecret !== undefined,
+  });
+  // Cancels (`DELETE /v1/downloads/{id}`) and long-polls (`?wait=`). The callbacks queue shares the
+  // producer connection; long-polls subscribe on a connection of their own (opened at the first
+  // one, with an offline queue: SUBSCRIBE waits for the connect). Both close with the app.
+  const callbackQueue = createCallbackQueue(deps.redis, deps.settings.queuePrefix, deps.logger);
+  const announcer = new JobEndAnnouncer({ db: deps.db, redis: deps.redis, callbackQueue, settings: deps.settings, timeouts });
+  const cancel = new DownloadCancelService({ db: deps.db, queue: deps.queue, announcer, timeouts });
+  const jobEnds = new JobEndWaiter({
+    connect: () => deps.redis.duplicate({ enableOfflineQueue: true, lazyConnect: false }),
+    channel: jobEndedChannel(deps.settings.queuePrefix),
+    logger: deps.logger,
+  });
+  app.addHook('onClose', async () => {
+    jobEnds.close();
+    await callbackQueue.close();
   });
   const auth = new Authenticator({
     mode: deps.settings.authMode,
@@ -225,7 +245,7 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
       v1.addHook('onRequest', auth.hook);
       // Per-key request budget (429 + Retry-After), counted in Redis across API replicas.
       registerRateLimit(v1, { redis: deps.redis, settings: deps.settings });
-      void v1.register(downloadsRoutes, { enqueue, db: deps.db, timeouts, retentionDays: deps.settings.downloadJobsRetentionDays });
+      void v1.register(downloadsRoutes, { enqueue, cancel, jobEnds, closing: closingSignal.signal, db: deps.db, timeouts, retentionDays: deps.settings.downloadJobsRetentionDays });
       void v1.register(cacheRoutes, { db: deps.db, timeouts, lifecycle: deps.settings });
       void v1.register(fleetRoutes, { db: deps.db, queue: deps.queue, settings: deps.settings, timeouts });
       void v1.register(adminRoutes, { db: deps.db, timeouts, store: deps.store, maintenance, maintenanceSignal: closingSignal.signal, settings: deps.settings });

@@ -3,10 +3,16 @@
  * the BullMQ job under the row's id. The row comes first so a job never runs without one; when the
  * add fails the row is deleted again and the client gets 503 `service_unavailable` (nothing was
  * enqueued, retrying is safe). BullMQ ignores an add whose job id exists, so re-adding is harmless.
+ *
+ * A `callback_url` is checked here (scheme and host rules: `checkCallbackUrl` of core) and stored
+ * with the key whose callback secret will sign it; a key without a secret (or, for `ADMIN_API_KEY`
+ * and open mode, no `CALLBACK_SIGNING_SECRET`) cannot ask for a callback (400
+ * `callback_secret_missing`): the callback could not be signed.
  */
 import type { JobsOptions, Queue } from 'bullmq';
 import type { Kysely } from 'kysely';
 import {
+  checkCallbackUrl,
   DOWNLOAD_JOB_OPTIONS,
   SCENE_DOWNLOAD_QUEUE,
   ScenecacheError,
@@ -20,6 +26,7 @@ import {
 import {
   deleteJob,
   deleteJobs,
+  hasCallbackSecret,
   insertQueuedJob,
   insertQueuedJobs,
   newJobId,
@@ -58,7 +65,23 @@ export interface DownloadEnqueueDeps {
   readonly requireIdempotencyKey?: boolean | undefined;
   /** Called with the number of jobs newly added to the queue (e.g. to count them in a metric). */
   readonly onEnqueued?: ((jobs: number) => void) | undefined;
+  /** `CALLBACK_ALLOW_HTTP_LOOPBACK`: accept `http://` callback URLs to loopback hosts. @defaultValue false */
+  readonly callbackAllowHttpLoopback?: boolean | undefined;
+  /** Whether `CALLBACK_SIGNING_SECRET` is set (it signs the callbacks of `ADMIN_API_KEY` and open-mode jobs). @defaultValue false */
+  readonly bootstrapCallbackSecret?: boolean | undefined;
 }
+
+/**
+ * Who enqueues: the API key whose callback secret signs the jobs' completion callbacks —
+ * an `api_keys` id, or `null` for `ADMIN_API_KEY` and `AUTH_MODE=open` (signed with
+ * `CALLBACK_SIGNING_SECRET`).
+ */
+export interface EnqueueCaller {
+  readonly keyId: string | null;
+}
+
+/** The caller of a job added without a key of `api_keys` (`ADMIN_API_KEY`, open mode, tests). */
+export const BOOTSTRAP_CALLER: EnqueueCaller = Object.freeze({ keyId: null });
 
 /** Outcome of {@link DownloadEnqueueService.enqueue}. */
 export interface EnqueueOutcome {
@@ -68,7 +91,7 @@ export interface EnqueueOutcome {
 }
 
 /** A request that passed every check, in the shape of a row to insert. */
-type CheckedRequest = Omit<NewQueuedJob, 'id' | 'idempotencyKey'>;
+type CheckedRequest = Omit<NewQueuedJob, 'id' | 'idempotencyKey' | 'callbackKeyId'>;
 
 /**
  * Check a request's meaning (tenant id, product name, bands for its level) and canonicalise it:
@@ -77,7 +100,7 @@ type CheckedRequest = Omit<NewQueuedJob, 'id' | 'idempotencyKey'>;
  * @param fieldPrefix - for batch items, e.g. `jobs[3]`: errors then name `jobs[3].bands[0]`.
  * @throws ValidationError naming the field at fault.
  */
-function checkRequest(request: DownloadRequest, tenantBucketPrefix: string, fieldPrefix?: string): CheckedRequest {
+function checkRequest(request: DownloadRequest, tenantBucketPrefix: string, allowHttpLoopback: boolean, fieldPrefix?: string): CheckedRequest {
   try {
     const valid = validateDownload(request, tenantBucketPrefix);
     return {
@@ -85,6 +108,7 @@ function checkRequest(request: DownloadRequest, tenantBucketPrefix: string, fiel
       sceneId: valid.product.sceneId,
       bands: valid.bands.map((band) => band.id),
       priority: request.priority,
+      callbackUrl: request.callback_url === undefined ? undefined : checkCallbackUrl(request.callback_url, { allowHttpLoopback }),
     };
   } catch (err) {
     if (fieldPrefix === undefined || !(err instanceof ValidationError)) throw err;
@@ -114,7 +138,8 @@ function sameRequest(row: DownloadJobRow, request: CheckedRequest): boolean {
     row.scene_id === request.sceneId &&
     (row.priority ?? undefined) === request.priority &&
     row.bands_requested.length === request.bands.length &&
-    row.bands_requested.every((band, i) => band === request.bands[i])
+    row.bands_requested.every((band, i) => band === request.bands[i]) &&
+    (row.callback_url ?? undefined) === request.callbackUrl
   );
 }
 
@@ -128,16 +153,19 @@ export class DownloadEnqueueService {
    * @param idempotencyKey - the request's `Idempotency-Key`: a repeat for the same tenant returns the
    *   first job (`created: false`) and enqueues nothing new.
    * @param log - e.g. the request's logger. @defaultValue the service's
-   * @throws ValidationError (400) for bad input; ScenecacheError `conflict` (409) when the key was
-   *   used for a different request; `service_unavailable` (503) when Postgres or Redis fails.
+   * @param caller - whose callback secret signs the job's callback. @defaultValue {@link BOOTSTRAP_CALLER}
+   * @throws ValidationError (400) for bad input (`invalid_callback_url`, `callback_secret_missing`
+   *   among them); ScenecacheError `conflict` (409) when the key was used for a different request;
+   *   `service_unavailable` (503) when Postgres or Redis fails.
    */
-  async enqueue(request: DownloadRequest, idempotencyKey?: string, log: EnqueueLogger = this.deps.logger): Promise<EnqueueOutcome> {
-    const checked = checkRequest(request, this.deps.tenantBucketPrefix);
+  async enqueue(request: DownloadRequest, idempotencyKey?: string, log: EnqueueLogger = this.deps.logger, caller: EnqueueCaller = BOOTSTRAP_CALLER): Promise<EnqueueOutcome> {
+    const checked = checkRequest(request, this.deps.tenantBucketPrefix, this.deps.callbackAllowHttpLoopback ?? false);
     if (this.deps.requireIdempotencyKey && idempotencyKey === undefined) {
       throw new ValidationError('idempotency_key_required', 'Idempotency-Key header is required (REQUIRE_IDEMPOTENCY_KEY is on)', 'Idempotency-Key');
     }
+    if (checked.callbackUrl !== undefined) await this.requireCallbackSecret(caller, 'callback_url');
     const { row, created } = await this.postgres(() =>
-      insertQueuedJob(this.deps.db, { ...checked, id: newJobId(), idempotencyKey }),
+      insertQueuedJob(this.deps.db, { ...checked, id: newJobId(), idempotencyKey, callbackKeyId: caller.keyId }),
     );
     if (!created) {
       if (!sameRequest(row, checked)) {
@@ -168,12 +196,16 @@ export class DownloadEnqueueService {
    * atomic `addBulk`.
    *
    * @param log - e.g. the request's logger. @defaultValue the service's
+   * @param caller - whose callback secret signs the jobs' callbacks. @defaultValue {@link BOOTSTRAP_CALLER}
    * @returns the rows, in request order.
    * @throws as {@link enqueue} (no `conflict`: batch items carry no idempotency key).
    */
-  async enqueueBatch(requests: readonly DownloadRequest[], log: EnqueueLogger = this.deps.logger): Promise<DownloadJobRow[]> {
-    const checked = requests.map((request, i) => checkRequest(request, this.deps.tenantBucketPrefix, `jobs[${i}]`));
-    const rows = await this.postgres(() => insertQueuedJobs(this.deps.db, checked.map((c) => ({ ...c, id: newJobId() }))));
+  async enqueueBatch(requests: readonly DownloadRequest[], log: EnqueueLogger = this.deps.logger, caller: EnqueueCaller = BOOTSTRAP_CALLER): Promise<DownloadJobRow[]> {
+    const allowHttp = this.deps.callbackAllowHttpLoopback ?? false;
+    const checked = requests.map((request, i) => checkRequest(request, this.deps.tenantBucketPrefix, allowHttp, `jobs[${i}]`));
+    const firstCallback = checked.findIndex((c) => c.callbackUrl !== undefined);
+    if (firstCallback >= 0) await this.requireCallbackSecret(caller, `jobs[${firstCallback}].callback_url`);
+    const rows = await this.postgres(() => insertQueuedJobs(this.deps.db, checked.map((c) => ({ ...c, id: newJobId(), callbackKeyId: caller.keyId }))));
     try {
       await this.addToQueue(rows);
     } catch (err) {
@@ -182,6 +214,21 @@ export class DownloadEnqueueService {
     log.info({ jobIds: rows.map((row) => row.id), count: rows.length }, 'download jobs enqueued');
     this.deps.onEnqueued?.(rows.length);
     return rows;
+  }
+
+  /**
+   * A callback must be signed: the caller's key needs a callback secret (`ADMIN_API_KEY` and open
+   * mode: `CALLBACK_SIGNING_SECRET`).
+   * @throws ValidationError `callback_secret_missing` (400) naming `field`; `service_unavailable` (503).
+   */
+  private async requireCallbackSecret(caller: EnqueueCaller, field: string): Promise<void> {
+    const { keyId } = caller;
+    if (keyId === null) {
+      if (this.deps.bootstrapCallbackSecret) return;
+      throw new ValidationError('callback_secret_missing', `${field}: callbacks are signed, and CALLBACK_SIGNING_SECRET (which signs those of ADMIN_API_KEY and open mode) is not set; use a key made by npm run keys, or set it`, field);
+    }
+    if (await this.postgres(() => hasCallbackSecret(this.deps.db, keyId))) return;
+    throw new ValidationError('callback_secret_missing', `${field}: this API key has no callback signing secret (it predates callbacks): npm run keys -- rotate-callback-secret <key id>`, field);
   }
 
   /** Add jobs for rows to the queue; every failure is `service_unavailable`. */

@@ -37,7 +37,7 @@ const STATUS_DESCRIPTIONS: Readonly<Record<string, string>> = {
   401: 'Missing or invalid API key',
   403: 'The API key is not allowed to do this',
   404: 'Not found (or not visible to this API key); `expired`: a job deleted by retention (DOWNLOAD_JOBS_RETENTION_DAYS)',
-  409: 'Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs)',
+  409: 'Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs), `job_finished` (the job completed or failed: nothing to cancel)',
   413: 'Request body too large',
   415: 'The body must be JSON (Content-Type: application/json)',
   429: 'Rate limited: retry after `Retry-After` seconds',
@@ -160,10 +160,34 @@ function referenceErrorSchemas(node: unknown): void {
   }
 }
 
-/** `@fastify/swagger` document transform: error replies reference `components.schemas.Error`. */
+/**
+ * Name the callback operations (a route's `callbacks`, e.g. the completion callback of
+ * `POST /v1/downloads`) in place: `@fastify/swagger` copies only their body and responses, while
+ * generators and linters want an `operationId` and a summary, and `security: []` says the request
+ * the service makes carries no API key (it is signed). The id is the route's, plus the callback's name.
+ */
+function nameCallbackOperations(paths: unknown): void {
+  type Operation = Record<string, unknown> & { operationId?: string; callbacks?: Record<string, Record<string, Record<string, Record<string, unknown>>>> };
+  for (const item of Object.values((paths ?? {}) as Record<string, Record<string, Operation>>)) {
+    for (const operation of Object.values(item)) {
+      for (const [name, expressions] of Object.entries(operation.callbacks ?? {})) {
+        for (const callbackItem of Object.values(expressions)) {
+          for (const [method, callback] of Object.entries(callbackItem)) {
+            callback.operationId ??= `${operation.operationId ?? 'operation'}${name[0]!.toUpperCase()}${name.slice(1)}`;
+            callback.summary ??= `${method.toUpperCase()} ${name} callback`;
+            callback.security ??= [];
+          }
+        }
+      }
+    }
+  }
+}
+
+/** `@fastify/swagger` document transform: error replies reference `components.schemas.Error`; callback operations are named. */
 export const openApiTransformObject: SwaggerTransformObject = (documentObject) => {
   const document = 'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject;
   referenceErrorSchemas(document.paths);
+  nameCallbackOperations(document.paths);
   return document;
 };
 

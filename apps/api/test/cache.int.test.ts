@@ -67,11 +67,11 @@ async function seed(): Promise<void> {
   await api.db.updateTable('global_scene_cache').set({ is_valid: false }).where('scene_id', '=', L1C).execute();
 }
 
-const day1 = { requests: 3, reused: 2, downloaded: 1, failed: 1, hit_ratio: 2 / 3, bytes_downloaded: 1000, bytes_delivered: 3000, bytes_saved: 2000 };
-const day2 = { requests: 2, reused: 1, downloaded: 1, failed: 0, hit_ratio: 0.5, bytes_downloaded: 600, bytes_delivered: 1000, bytes_saved: 400 };
-const acme = { requests: 2, reused: 1, downloaded: 1, failed: 1, hit_ratio: 0.5, bytes_downloaded: 1000, bytes_delivered: 2000, bytes_saved: 1000 };
-const globexD1 = { requests: 1, reused: 1, downloaded: 0, failed: 0, hit_ratio: 1, bytes_downloaded: 0, bytes_delivered: 1000, bytes_saved: 1000 };
-const globex = { requests: 3, reused: 2, downloaded: 1, failed: 0, hit_ratio: 2 / 3, bytes_downloaded: 600, bytes_delivered: 2000, bytes_saved: 1400 };
+const day1 = { requests: 3, reused: 2, downloaded: 1, failed: 1, cancelled: 0, hit_ratio: 2 / 3, bytes_downloaded: 1000, bytes_delivered: 3000, bytes_saved: 2000 };
+const day2 = { requests: 2, reused: 1, downloaded: 1, failed: 0, cancelled: 0, hit_ratio: 0.5, bytes_downloaded: 600, bytes_delivered: 1000, bytes_saved: 400 };
+const acme = { requests: 2, reused: 1, downloaded: 1, failed: 1, cancelled: 0, hit_ratio: 0.5, bytes_downloaded: 1000, bytes_delivered: 2000, bytes_saved: 1000 };
+const globexD1 = { requests: 1, reused: 1, downloaded: 0, failed: 0, cancelled: 0, hit_ratio: 1, bytes_downloaded: 0, bytes_delivered: 1000, bytes_saved: 1000 };
+const globex = { requests: 3, reused: 2, downloaded: 1, failed: 0, cancelled: 0, hit_ratio: 2 / 3, bytes_downloaded: 600, bytes_delivered: 2000, bytes_saved: 1400 };
 
 describe('GET /v1/cache/stats', () => {
   it('returns totals, per-day and per-tenant figures of every finished job', async () => {
@@ -79,7 +79,7 @@ describe('GET /v1/cache/stats', () => {
 
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
-      totals: { requests: 5, reused: 3, downloaded: 2, failed: 1, hit_ratio: 0.6, bytes_downloaded: 1600, bytes_delivered: 4000, bytes_saved: 2400 },
+      totals: { requests: 5, reused: 3, downloaded: 2, failed: 1, cancelled: 0, hit_ratio: 0.6, bytes_downloaded: 1600, bytes_delivered: 4000, bytes_saved: 2400 },
       per_day: [
         { day: D1, ...day1 },
         { day: D2, ...day2 },
@@ -102,12 +102,12 @@ describe('GET /v1/cache/stats', () => {
     expect(fromD2.body).toEqual({
       totals: day2,
       per_day: [{ day: D2, ...day2 }],
-      per_tenant: [{ tenant_id: 'globex', requests: 2, reused: 1, downloaded: 1, failed: 0, hit_ratio: 0.5, bytes_downloaded: 600, bytes_delivered: 1000, bytes_saved: 400 }],
+      per_tenant: [{ tenant_id: 'globex', requests: 2, reused: 1, downloaded: 1, failed: 0, cancelled: 0, hit_ratio: 0.5, bytes_downloaded: 600, bytes_delivered: 1000, bytes_saved: 400 }],
     });
 
     const empty = await api.request('GET', '/v1/cache/stats?until=2026-01-01');
     expect(empty.body).toEqual({
-      totals: { requests: 0, reused: 0, downloaded: 0, failed: 0, hit_ratio: null, bytes_downloaded: 0, bytes_delivered: 0, bytes_saved: 0 },
+      totals: { requests: 0, reused: 0, downloaded: 0, failed: 0, cancelled: 0, hit_ratio: null, bytes_downloaded: 0, bytes_delivered: 0, bytes_saved: 0 },
       per_day: [],
       per_tenant: [],
     });

@@ -170,6 +170,10 @@ describe('GET /v1/downloads/:id', () => {
       finished_at: null,
       duration_ms: null,
       worker_id: null,
+      cancel_requested: false,
+      cancel_requested_at: null,
+      cancelled_at: null,
+      callback: null,
     });
 
     await markJobActive(api.db, { id, tenantId: 'acme', sceneId: L2A, bands: ['B04', 'B08'], workerId: 'w1', attempt: 1 });

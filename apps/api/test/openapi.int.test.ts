@@ -178,9 +178,15 @@ describe('GET /docs/json', () => {
     }
   });
 
-  it('GET /v1/downloads/{id}: declares its path parameter; 404 is an Error', () => {
+  it('GET /v1/downloads/{id}: declares its path parameter and the optional wait (0–60 s); 404 is an Error', () => {
     const op = operation('get', '/v1/downloads/{id}');
-    expect(op.parameters).toEqual([expect.objectContaining({ in: 'path', name: 'id', required: true })]);
+    expect(op.parameters).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ in: 'path', name: 'id', required: true }),
+        expect.objectContaining({ in: 'query', name: 'wait', required: false, schema: { type: 'integer', minimum: 0, maximum: 60 } }),
+      ]),
+    );
+    expect((op.parameters as Json[]).length).toBe(2);
     expect(responseSchema('get', '/v1/downloads/{id}', '404')).toEqual((doc.components as { schemas: Json }).schemas.Error);
     expect(Object.keys(responseSchema('get', '/v1/downloads/{id}', '200').properties as Json)).toEqual(
       expect.arrayContaining(['job_id', 'tenant_id', 'scene_id', 'status', 'cache_status']),
@@ -192,7 +198,7 @@ describe('GET /docs/json', () => {
     const query: Record<string, Json> = Object.fromEntries(parameters.filter((p) => p.in === 'query').map((p): [string, Json] => [String(p.name), p]));
     expect(Object.keys(query).sort()).toEqual(['cache_status', 'cursor', 'limit', 'scene_id', 'since', 'status', 'tenant_id', 'until']);
     for (const parameter of Object.values(query)) expect(parameter.required).toBeFalsy();
-    expect((query.status?.schema as Json).enum).toEqual(['queued', 'active', 'completed', 'failed']);
+    expect((query.status?.schema as Json).enum).toEqual(['queued', 'active', 'completed', 'failed', 'cancelled']);
     expect(Object.keys(responseSchema('get', '/v1/downloads', '200').properties as Json).sort()).toEqual(['items', 'next_cursor']);
   });
 

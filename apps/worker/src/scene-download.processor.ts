@@ -15,6 +15,11 @@
  *    ({@link getOutOfTheWay} when some bands are still downloaded by others or wait for a slot);
  * 6. {@link fanOut} — server-side copy of every requested band into the tenant bucket;
  * 7. {@link recordResult} — `tenant_scenes`, the reuse counter, and the job's result.
+ *
+ * Between the steps the run checks whether its cancel was requested (job-cancellation.ts): a
+ * cancelled run releases what it holds and ends `cancelled`; it never stops inside step 4–5, so a
+ * band other jobs wait for is always stored and registered. Every end recorded (completed, failed
+ * for good, cancelled) is announced (job-end-announcer.ts: long-polls, the completion callback).
  */
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
@@ -45,6 +50,7 @@ import {
   findUpstreamProduct,
   lacksStacMetadata,
   markJobActive,
+  markJobCancelled,
   markJobCompleted,
   markJobFailed,
   markJobRequeued,
@@ -57,6 +63,7 @@ import {
   type AdvisoryLocks,
   type CachedBand,
   type DB,
+  type DownloadJobRow,
   type SceneLease,
   type UpstreamProduct,
   type UpstreamWindow,
@@ -65,6 +72,8 @@ import type { CdseClient } from '@scenecache/copernicus';
 import { bandObjectKey, bandObjectMetadata, type CacheRead, type GlobalCache } from '@scenecache/global-cache';
 import type { ObjectStore } from '@scenecache/storage';
 import { transferBand } from './band-transfer.js';
+import { cancelRequested, JobCancelledError, throwIfCancelRequested } from './job-cancellation.js';
+import type { JobEndAnnouncer } from './job-end-announcer.js';
 import { waitingForOf, type SceneWaiters, type SlotBaton, type WaitTarget } from './scene-waiters.js';
 import { copyToTenant, CopySourceGoneError, type TenantCopy } from './tenant-copy.js';
 import type { WorkerMetrics } from './worker-metrics.js';
@@ -84,6 +93,8 @@ export interface WorkerDeps {
   workerId: string;
   /** Prometheus metrics the processor records into; none recorded when absent. */
   metrics?: WorkerMetrics;
+  /** Announces the jobs' ends (long-polls, completion callbacks); none announced when absent. */
+  jobEnds?: JobEndAnnouncer;
 }
 
 type SceneJob = Job<DownloadJobData, DownloadJobResult>;
@@ -167,14 +178,18 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
         workerId: deps.workerId,
         attempt,
       });
+      // Cancelled while it was queued (the API could not take it out of the queue in time).
+      if (activeRow.status === 'cancelled' || activeRow.cancel_requested_at !== null) throw new JobCancelledError(jobId);
       const run: JobRun = { deps, job, token, signal: signal ?? new AbortController().signal, request, log, startedAt: activeRow.started_at ?? new Date(), baton };
       const result = await runPipeline(run, (left) => (batonLeft = left));
-      await markJobCompleted(db, jobId, result, deps.workerId);
+      const completed = await markJobCompleted(db, jobId, result, deps.workerId);
       deps.metrics?.jobCompleted(result);
       log.info({ cacheStatus: result.cache_status, bandsDownloaded: result.bands_downloaded, bandsReused: result.bands_reused, durationMs: result.duration_ms }, 'job completed');
+      if (completed) await deps.jobEnds?.announce(completed, log);
       return result;
     } catch (err) {
       if (err instanceof DelayedError) throw err;
+      if (err instanceof JobCancelledError) return await endCancelled(deps, job, token, log);
       if (signal?.aborted) {
         // Cancelled (shutdown, or our job lock was lost): hand the job back without spending an
         // attempt. With a lost lock the move fails and the stalled check hands it back instead.
@@ -195,13 +210,20 @@ export function createSceneDownloadProcessor(deps: WorkerDeps) {
       if (e.code === 'upstream_rate_limited') {
         // A 429 is a rate limit, not a failure: come back later without spending an attempt.
         const retryAfterMs = (e instanceof UpstreamError ? e.retryAfterMs : undefined) ?? 10_000;
+        if (await cancelRequested(db, jobId)) return await endCancelled(deps, job, token, log);
         log.warn({ retryAfterMs }, 'upstream rate limited; job delayed');
         return await handBack(deps, job, token, retryAfterMs + Math.random() * retryAfterMs, log, { recordInDb: true });
       }
       const final = !e.retryable || attempt >= (job.opts.attempts ?? 1);
+      // A retry would only be cancelled at its start: end it now.
+      if (!final && (await cancelRequested(db, jobId))) return await endCancelled(deps, job, token, log);
       log.error({ err: e, code: e.code, attempt, final }, final ? 'job failed' : 'job attempt failed; will retry');
-      await recordFailure(deps, job, attempt, e.code, e.message, final).catch((dbErr: unknown) => log.error({ err: dbErr }, 'could not record the failure'));
+      const failedRow = await recordFailure(deps, job, attempt, e.code, e.message, final).catch((dbErr: unknown) => {
+        log.error({ err: dbErr }, 'could not record the failure');
+        return undefined;
+      });
       if (final) deps.metrics?.jobFailed();
+      if (final && failedRow) await deps.jobEnds?.announce(failedRow, log);
       if (!e.retryable) throw new UnrecoverableError(`${e.code}: ${e.message}`);
       throw e;
     } finally {
@@ -235,6 +257,7 @@ async function runPipeline(run: JobRun, onClaimed: (batonLeft: number) => void):
 
 async function runPipelineOnce(run: JobRun, onClaimed: (batonLeft: number) => void): Promise<DownloadJobResult> {
   const read = await readCache(run);
+  await throwIfCancelRequested(run.deps.db, run.job.id!);
   let cached: ReadonlyMap<string, CachedBand> = read.cached;
   if (read.missing.length > 0) {
     const claim = await claimDownloads(run, read).finally(async () => {
@@ -244,10 +267,15 @@ async function runPipelineOnce(run: JobRun, onClaimed: (batonLeft: number) => vo
     onClaimed(claim.batonLeft);
     let downloaded: Downloaded;
     try {
+      // Cancelled before any download started: the claim is released (its band locks' waiters
+      // are woken and download the bands themselves).
+      await throwIfCancelRequested(run.deps.db, run.job.id!);
       downloaded = await downloadBands(run, claim);
     } finally {
       await releaseClaim(run, claim);
     }
+    // What this run streamed is registered now: a cancel stops it before it waits or copies.
+    await throwIfCancelRequested(run.deps.db, run.job.id!);
     if (downloaded.invalidatedMeanwhile) {
       // Its bands were stored but the row was invalidated meanwhile: run again (no attempt spent);
       // the next run resets the product and downloads them.
@@ -601,6 +629,8 @@ async function downloadBands(run: JobRun, claim: Claim): Promise<Downloaded> {
   // A slot whose stream has ended: to the run's next queued file, or back to the fleet.
   const handSlotOn = async (slot: number): Promise<boolean> => {
     try {
+      // A cancelled run starts no new download: the slot goes back to the fleet.
+      if (claim.queued.length > 0 && (await cancelRequested(run.deps.db, run.job.id!))) return false;
       while (claim.queued.length > 0 && !run.signal.aborted) {
         const next = claim.queued[0]!;
         if (!(await run.deps.waiters.keepsSlot(run.request.tenantId, next.file.size))) return false;
@@ -855,12 +885,13 @@ function isLockLost(err: unknown): boolean {
 /**
  * Write a failure to `download_jobs`. A job that never passed validation may have no row (it
  * was added to the queue without the API): create it from whatever the payload holds first.
+ * @returns the row after the write (`undefined`: the job was cancelled meanwhile).
  */
-async function recordFailure(deps: WorkerDeps, job: SceneJob, attempt: number, code: string, message: string, final: boolean): Promise<void> {
+async function recordFailure(deps: WorkerDeps, job: SceneJob, attempt: number, code: string, message: string, final: boolean): Promise<DownloadJobRow | undefined> {
   const data = (job.data ?? {}) as Partial<Record<string, unknown>>;
   const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, 200) : '');
   const updated = await markJobFailed(deps.db, job.id!, { code, message, attempt, final });
-  if (updated) return;
+  if (updated) return updated;
   await markJobActive(deps.db, {
     id: job.id!,
     tenantId: text(data.tenant_id),
@@ -869,5 +900,29 @@ async function recordFailure(deps: WorkerDeps, job: SceneJob, attempt: number, c
     workerId: deps.workerId,
     attempt,
   });
-  await markJobFailed(deps.db, job.id!, { code, message, attempt, final });
+  return markJobFailed(deps.db, job.id!, { code, message, attempt, final });
+}
+
+/**
+ * End a job whose cancel was requested: row `cancelled` (unless it already is: then it was
+ * cancelled before it ran and is announced already), the end announced, and the BullMQ job failed
+ * with an `UnrecoverableError` (`cancelled: …`), so it is never retried. Called after the run
+ * released what it held. When the row cannot be written the job is handed back instead.
+ * @throws UnrecoverableError; DelayedError when handed back.
+ */
+async function endCancelled(deps: WorkerDeps, job: SceneJob, token: string | undefined, log: Logger): Promise<never> {
+  const jobId = job.id!;
+  let row: DownloadJobRow | undefined;
+  try {
+    row = await markJobCancelled(deps.db, jobId, deps.workerId);
+  } catch (err) {
+    // Not recorded (Postgres unreachable): hand the job back; its next run finds the flag again.
+    log.warn({ err }, 'could not record the cancel; job handed back');
+    return handBack(deps, job, token, Math.max(deps.settings.jobBackoffMs, 1_000) * (1 + Math.random()), log, { recordInDb: false });
+  }
+  if (row) {
+    log.info({ durationMs: row.duration_ms }, 'job cancelled');
+    await deps.jobEnds?.announce(row, log);
+  }
+  throw new UnrecoverableError(`cancelled: download job ${jobId} was cancelled (DELETE /v1/downloads/${jobId})`);
 }

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { SCENE_DOWNLOAD_QUEUE, type Logger, type Settings } from '@scenecache/core';
+import { CALLBACK_QUEUE, SCENE_DOWNLOAD_QUEUE, type CallbackJobData, type Logger, type Settings } from '@scenecache/core';
 import { AdvisoryLocks, createDb, markJobLost, pingDb } from '@scenecache/db';
 import { CdseClient } from '@scenecache/copernicus';
 import { GlobalCache } from '@scenecache/global-cache';
@@ -20,6 +20,8 @@ import type { WorkerDeps } from './scene-download.processor.js';
 import type { ShutdownStep } from './shutdown.js';
 import { WorkerMetrics } from './worker-metrics.js';
 import { startMaintenance } from './maintenance.js';
+import { JobEndAnnouncer } from './job-end-announcer.js';
+import { startCallbackDelivery, type CallbackDelivery } from './callback-delivery.js';
 
 /** A running worker and what it owns. */
 export interface WorkerRuntime {
@@ -31,6 +33,8 @@ export interface WorkerRuntime {
   dependencies: DependencyWatch;
   /** This worker's Prometheus metrics (served at `/metrics` by the health server). */
   metrics: WorkerMetrics;
+  /** The completion callbacks' delivery (its own BullMQ Worker) and sweep. */
+  callbacks: CallbackDelivery;
   /** Resources to close after the worker has drained, in order. */
   closeSteps: ShutdownStep[];
   /** Drain the worker and close everything (for tests; processes use the shutdown plan). */
@@ -67,10 +71,15 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
     logger,
   });
   const cdse = new CdseClient({ settings, redis: commands, logger, userAgent: `scenecache-worker (${workerId})`, notFoundTtlSeconds: settings.productNotFoundTtlSeconds, integrityTtlSeconds: settings.upstreamIntegrityTtlSeconds, onRateLimited: () => metrics.rateLimited() });
-  const stalledFailures = watchStalledFailures(settings, db, logger);
+  // Jobs' ends: published for long-polls, completion callbacks enqueued and delivered here.
+  const callbackQueue = new Queue<CallbackJobData>(CALLBACK_QUEUE, { connection: commands, prefix: settings.queuePrefix });
+  callbackQueue.on('error', (err) => logger.error({ err }, 'callbacks queue error'));
+  const jobEnds = new JobEndAnnouncer({ db, redis: commands, callbackQueue, settings });
+  const callbacks = startCallbackDelivery({ settings, db, logger, callbackQueue, announcer: jobEnds });
+  const stalledFailures = watchStalledFailures(settings, db, logger, jobEnds);
 
   const cache = new GlobalCache({ db, store, bucket: settings.globalBucket, logger });
-  const deps: WorkerDeps = { settings, db, locks, store, cache, cdse, waiters, logger, workerId, metrics };
+  const deps: WorkerDeps = { settings, db, locks, store, cache, cdse, waiters, logger, workerId, metrics, jobEnds };
   const worker = startDownloadWorker(deps, connection, options);
   const dependencies = new DependencyWatch({
     probes: { redis: () => commands.ping(), postgres: () => pingDb(db, 3_000) },
@@ -87,9 +96,12 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
   const maintenance = await startMaintenance({ settings, db, store, connection, logger, metrics });
   const closeSteps: ShutdownStep[] = [
     { name: 'dependency watch', close: () => Promise.resolve(dependencies.stop()) },
+    // Deliveries in flight finish (each within CALLBACK_TIMEOUT_MS); the rest wait in the queue.
+    { name: 'callbacks', close: () => callbacks.close() },
     { name: 'maintenance', close: () => maintenance.close() },
     { name: 'queue events', close: () => stalledFailures.close() },
     { name: 'queue', close: () => queue.close() },
+    { name: 'callbacks queue', close: () => callbackQueue.close() },
     { name: 'cdse client', close: () => Promise.resolve(cdse.close()) },
     { name: 'locks', close: () => locks.close() },
     { name: 'database', close: () => db.destroy() },
@@ -103,6 +115,7 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
     connection,
     dependencies,
     metrics,
+    callbacks,
     closeSteps,
     async close() {
       await worker.close();
@@ -117,9 +130,10 @@ const STALLED_LIMIT_REASON = 'job stalled more than allowable limit';
 /**
  * Record in `download_jobs` the jobs BullMQ fails by itself when they stall more than
  * `maxStalledCount` times: no processor runs for them, so without this their rows would stay
- * `active` for ever. Every worker listens; the update is idempotent.
+ * `active` for ever. Every worker listens; the update is idempotent, and the worker whose update
+ * ended the row announces the end.
  */
-function watchStalledFailures(settings: Settings, db: WorkerDeps['db'], logger: Logger): { close(): Promise<void> } {
+function watchStalledFailures(settings: Settings, db: WorkerDeps['db'], logger: Logger, jobEnds: JobEndAnnouncer): { close(): Promise<void> } {
   // QueueEvents blocks on XREAD: it needs a connection of its own.
   const connection = new Redis(settings.redisUrl, workerRedisOptions(undefined));
   connection.on('error', (err) => logger.warn({ err }, 'redis error (queue events)'));
@@ -128,7 +142,11 @@ function watchStalledFailures(settings: Settings, db: WorkerDeps['db'], logger: 
   events.on('failed', ({ jobId, failedReason }) => {
     if (failedReason !== STALLED_LIMIT_REASON) return;
     markJobLost(db, jobId, `${failedReason}: the workers running it died or lost its lock ${MAX_STALLED_COUNT + 1} times`)
-      .then((row) => row && logger.error({ jobId }, 'job failed: stalled too often'))
+      .then(async (row) => {
+        if (!row) return;
+        logger.error({ jobId }, 'job failed: stalled too often');
+        await jobEnds.announce(row, logger.child({ jobId }));
+      })
       .catch((err: unknown) => logger.error({ err, jobId }, 'could not record a stalled job failure'));
   });
   return {

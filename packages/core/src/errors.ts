@@ -34,6 +34,10 @@ export type ErrorCode =
   | 'rate_limited'
   | 'worker_lost'
   | 'failpoint'
+  | 'job_finished'
+  | 'cancelled'
+  | 'invalid_callback_url'
+  | 'callback_secret_missing'
   | 'internal';
 
 /** Options of {@link ScenecacheError}. */

@@ -75,6 +75,12 @@ const envSchema = z.object({
   API_HOST: z.string().min(1).default('0.0.0.0'),
   WORKER_METRICS_PORT: int(0, 65535).default(9464),
   ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  CALLBACK_SIGNING_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  CALLBACK_ALLOW_HTTP_LOOPBACK: bool.default(false),
+  CALLBACK_MAX_ATTEMPTS: int(1, 50).default(12),
+  CALLBACK_BACKOFF_MS: int(10, 3_600_000).default(10_000),
+  CALLBACK_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  CALLBACK_CONCURRENCY: int(1, 256).default(16),
   AUTH_MODE: z.enum(['keys', 'open']).default('keys'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -202,6 +208,28 @@ export interface Settings {
   readonly workerMetricsPortSet: boolean;
   readonly adminApiKey: string | undefined;
   /**
+   * Signs the completion callbacks of jobs enqueued with `ADMIN_API_KEY` or under `AUTH_MODE=open`
+   * (keys of `api_keys` have a secret each). Unset: such jobs cannot ask for a callback (400
+   * `callback_secret_missing`). The workers need it too (they sign). @defaultValue undefined
+   */
+  readonly callbackSigningSecret: string | undefined;
+  /**
+   * Accept `http://` callback URLs to loopback hosts (`127.0.0.1`, `::1`, `localhost`) — local
+   * development and tests; every other callback URL must be `https://`. @defaultValue false
+   */
+  readonly callbackAllowHttpLoopback: boolean;
+  /** Delivery attempts of one completion callback before it is given up (`failed`). @defaultValue 12 */
+  readonly callbackMaxAttempts: number;
+  /**
+   * First retry delay of a callback delivery (ms), doubled at each retry and shortened by up to
+   * half at random (jitter): with the defaults the 12 attempts span at most ~11.4 h. @defaultValue 10000
+   */
+  readonly callbackBackoffMs: number;
+  /** Deadline of one callback POST, connection to last byte of the reply's headers (ms). @defaultValue 10000 */
+  readonly callbackTimeoutMs: number;
+  /** Callback deliveries one worker process runs at once. @defaultValue 16 */
+  readonly callbackConcurrency: number;
+  /**
    * `keys` (the default): every `/v1` request needs a Bearer key — `ADMIN_API_KEY` or a key of
    * `api_keys`; with neither configured, every `/v1` request is 401 (never open). `open` (demo,
    * local development only): no key is asked for or checked, every caller is an admin; it cannot
@@ -314,6 +342,12 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     workerMetricsPort: e.WORKER_METRICS_PORT,
     workerMetricsPortSet: relevant.WORKER_METRICS_PORT !== undefined,
     adminApiKey: e.ADMIN_API_KEY,
+    callbackSigningSecret: e.CALLBACK_SIGNING_SECRET,
+    callbackAllowHttpLoopback: e.CALLBACK_ALLOW_HTTP_LOOPBACK,
+    callbackMaxAttempts: e.CALLBACK_MAX_ATTEMPTS,
+    callbackBackoffMs: e.CALLBACK_BACKOFF_MS,
+    callbackTimeoutMs: e.CALLBACK_TIMEOUT_MS,
+    callbackConcurrency: e.CALLBACK_CONCURRENCY,
     authMode: e.AUTH_MODE,
     logLevel: e.LOG_LEVEL,
   });

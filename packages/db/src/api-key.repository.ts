@@ -3,11 +3,20 @@
  *
  * A secret is `sck_` + 32 random bytes in base64url (47 characters); it is returned once by
  * {@link createApiKey} and never stored. A key with `tenant_id = null` is an admin key.
+ *
+ * Each key also has a completion callback signing secret (`whsec_` + 32 random bytes, base64url;
+ * migration 0009): the jobs enqueued with the key POST their callbacks signed with it. It is
+ * returned once too, but stored in clear (the workers sign with it), and read only by
+ * {@link findCallbackSecret}: {@link ApiKeyRow} never carries it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
+import { CALLBACK_SECRET_PREFIX } from '@scenecache/core';
 import type { Queryable } from './database.js';
 import type { ApiKeyRow } from './schema.js';
+
+/** The columns of an {@link ApiKeyRow} (every one but `callback_secret`). */
+const KEY_COLUMNS = ['id', 'name', 'key_hash', 'prefix', 'tenant_id', 'created_at', 'revoked_at', 'last_used_at'] as const;
 
 /** Every secret starts with this. */
 export const API_KEY_SECRET_PREFIX = 'sck_';
@@ -28,6 +37,11 @@ export function generateApiKeySecret(): string {
   return `${API_KEY_SECRET_PREFIX}${randomBytes(32).toString('base64url')}`;
 }
 
+/** A new random callback signing secret: `whsec_` + 32 random bytes, base64url. */
+export function generateCallbackSecret(): string {
+  return `${CALLBACK_SECRET_PREFIX}${randomBytes(32).toString('base64url')}`;
+}
+
 /** Input of {@link createApiKey}. */
 export interface NewApiKey {
   /** The tenant the key acts for; `null` for an admin key. Not checked here (the caller validates it). */
@@ -36,16 +50,19 @@ export interface NewApiKey {
   name?: string | null;
 }
 
-/** A created key: its row and the plaintext secret, which exists nowhere else. */
+/** A created key: its row and the plaintext secrets, which the caller shows once. */
 export interface CreatedApiKey {
   row: ApiKeyRow;
   /** `sck_…`: give it to the client now, it cannot be recovered. */
   secret: string;
+  /** `whsec_…`: the key's callback signing secret (receivers verify `X-Scenecache-Signature` with it). */
+  callbackSecret: string;
 }
 
-/** Create a key. @returns the row and the plaintext secret (shown once). */
+/** Create a key. @returns the row and the plaintext secrets (shown once). */
 export async function createApiKey(db: Queryable, input: NewApiKey): Promise<CreatedApiKey> {
   const secret = generateApiKeySecret();
+  const callbackSecret = generateCallbackSecret();
   const row = await db
     .insertInto('api_keys')
     .values({
@@ -53,15 +70,50 @@ export async function createApiKey(db: Queryable, input: NewApiKey): Promise<Cre
       key_hash: hashApiKey(secret),
       prefix: secret.slice(0, API_KEY_DISPLAY_PREFIX_LENGTH),
       tenant_id: input.tenantId,
+      callback_secret: callbackSecret,
     })
-    .returningAll()
+    .returning(KEY_COLUMNS)
     .executeTakeFirstOrThrow();
-  return { row, secret };
+  return { row, secret, callbackSecret };
 }
 
 /** The unrevoked key whose secret hashes to `keyHash` (see {@link hashApiKey}), if any. */
 export async function findActiveKeyByHash(db: Queryable, keyHash: string): Promise<ApiKeyRow | undefined> {
-  return db.selectFrom('api_keys').selectAll().where('key_hash', '=', keyHash).where('revoked_at', 'is', null).executeTakeFirst();
+  return db.selectFrom('api_keys').select(KEY_COLUMNS).where('key_hash', '=', keyHash).where('revoked_at', 'is', null).executeTakeFirst();
+}
+
+/**
+ * The callback signing secret of key `id` — also of a revoked key: jobs it enqueued before the
+ * revocation still sign their callbacks with it. `undefined` when there is no such key or it has
+ * no secret (made before migration 0009 and never rotated).
+ */
+export async function findCallbackSecret(db: Queryable, id: string): Promise<string | undefined> {
+  const row = await db.selectFrom('api_keys').select('callback_secret').where('id', '=', id).executeTakeFirst();
+  return row?.callback_secret ?? undefined;
+}
+
+/** Whether key `id` has a callback signing secret (the API refuses a `callback_url` without one). */
+export async function hasCallbackSecret(db: Queryable, id: string): Promise<boolean> {
+  const row = await db.selectFrom('api_keys').select('id').where('id', '=', id).where('callback_secret', 'is not', null).executeTakeFirst();
+  return row !== undefined;
+}
+
+/**
+ * Give key `id` a new callback signing secret (callbacks not yet delivered are signed with the
+ * new one from their next attempt on).
+ *
+ * @returns the row and the new secret (shown once), or `undefined` when no unrevoked key has this id.
+ */
+export async function rotateCallbackSecret(db: Queryable, id: string): Promise<{ row: ApiKeyRow; callbackSecret: string } | undefined> {
+  const callbackSecret = generateCallbackSecret();
+  const row = await db
+    .updateTable('api_keys')
+    .set({ callback_secret: callbackSecret })
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .returning(KEY_COLUMNS)
+    .executeTakeFirst();
+  return row && { row, callbackSecret };
 }
 
 /** Whether any unrevoked key exists (the API enforces auth when one does). */
@@ -78,7 +130,7 @@ export interface ListApiKeysQuery {
 
 /** Every key, newest first (rows carry no secret, only its hash and display prefix). */
 export async function listApiKeys(db: Queryable, query: ListApiKeysQuery = {}): Promise<ApiKeyRow[]> {
-  let q = db.selectFrom('api_keys').selectAll();
+  let q = db.selectFrom('api_keys').select(KEY_COLUMNS);
   if (query.includeRevoked === false) q = q.where('revoked_at', 'is', null);
   return q.orderBy('created_at', 'desc').orderBy('id').execute();
 }
@@ -94,7 +146,7 @@ export async function revokeApiKey(db: Queryable, id: string): Promise<ApiKeyRow
     .set({ revoked_at: sql<Date>`now()` })
     .where('id', '=', id)
     .where('revoked_at', 'is', null)
-    .returningAll()
+    .returning(KEY_COLUMNS)
     .executeTakeFirst();
 }
 

@@ -309,7 +309,7 @@ export const TENANT_JOB_DELETE_BATCH = 5_000;
 
 /**
  * Delete the tenant's finished `download_jobs` rows, {@link TENANT_JOB_DELETE_BATCH} per statement
- * (each its own short transaction). The rollups follow (migration 0006's triggers subtract the
+ * (completed, failed, cancelled; each its own short transaction). The rollups follow (migration 0006's triggers subtract the
  * rows): the tenant's history leaves the statistics too. Queued and active jobs are kept.
  *
  * @returns rows deleted. @throws pg errors.
@@ -319,7 +319,7 @@ export async function deleteTenantJobs(db: Queryable, tenantId: string): Promise
   for (;;) {
     const res = await sql`
       DELETE FROM download_jobs WHERE id IN (
-        SELECT id FROM download_jobs WHERE tenant_id = ${tenantId} AND status IN ('completed', 'failed') LIMIT ${TENANT_JOB_DELETE_BATCH})`.execute(db);
+        SELECT id FROM download_jobs WHERE tenant_id = ${tenantId} AND status IN ('completed', 'failed', 'cancelled') LIMIT ${TENANT_JOB_DELETE_BATCH})`.execute(db);
     const n = Number(res.numAffectedRows ?? 0n);
     deleted += n;
     if (n < TENANT_JOB_DELETE_BATCH) return deleted;

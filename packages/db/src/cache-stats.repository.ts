@@ -26,7 +26,7 @@ export interface TenantCacheStats extends CacheStatsFigures {
 export interface CacheStats {
   /** The whole period (of the tenant, when filtered). */
   totals: CacheStatsFigures;
-  /** Days with at least one finished job, oldest first (days without jobs are left out). */
+  /** Days with at least one finished job (completed, failed or cancelled), oldest first (days without jobs are left out). */
   per_day: DailyCacheStats[];
   /** Tenants with at least one finished job in the period, most requests first, then by id. */
   per_tenant: TenantCacheStats[];
@@ -57,6 +57,7 @@ function figures(counts: Omit<CacheStatsFigures, 'hit_ratio' | 'bytes_saved'>): 
     reused: counts.reused,
     downloaded: counts.downloaded,
     failed: counts.failed,
+    cancelled: counts.cancelled,
     hit_ratio: counts.requests === 0 ? null : counts.reused / counts.requests,
     bytes_downloaded: counts.bytes_downloaded,
     bytes_delivered: counts.bytes_delivered,
@@ -83,7 +84,7 @@ export async function getCacheStats(db: Queryable, query: CacheStatsQuery = {}):
   }
   const { tenantId, since, until } = query;
 
-  const columns = ['requests', 'reused', 'downloaded', 'failed', 'bytes_downloaded', 'bytes_delivered'] as const;
+  const columns = ['requests', 'reused', 'downloaded', 'failed', 'cancelled', 'bytes_downloaded', 'bytes_delivered'] as const;
   let days;
   if (tenantId === undefined) {
     let select = db.selectFrom('cache_daily_stats').select(['day', ...columns]);
@@ -103,7 +104,7 @@ export async function getCacheStats(db: Queryable, query: CacheStatsQuery = {}):
     let tenants = db
       .selectFrom('job_tenant_totals')
       .select(['tenant_id', ...columns])
-      .where((eb) => eb.or([eb('requests', '<>', 0), eb('failed', '<>', 0)]));
+      .where((eb) => eb.or([eb('requests', '<>', 0), eb('failed', '<>', 0), eb('cancelled', '<>', 0)]));
     if (tenantId !== undefined) tenants = tenants.where('tenant_id', '=', tenantId);
     perTenant = await tenants.orderBy('requests', 'desc').orderBy('tenant_id').execute();
   } else {
@@ -122,7 +123,7 @@ export async function getCacheStats(db: Queryable, query: CacheStatsQuery = {}):
     perTenant = await tenants.orderBy(sql`sum(requests)`, 'desc').orderBy('tenant_id').execute();
   }
 
-  const sum = { requests: 0, reused: 0, downloaded: 0, failed: 0, bytes_downloaded: 0, bytes_delivered: 0 };
+  const sum = { requests: 0, reused: 0, downloaded: 0, failed: 0, cancelled: 0, bytes_downloaded: 0, bytes_delivered: 0 };
   for (const day of days) for (const column of columns) sum[column] += day[column];
 
   return {

@@ -2,6 +2,14 @@
  * `download_jobs`: one row per download job (id = the BullMQ job id), the source of truth for
  * dashboards and the API. The API inserts a row before it enqueues the job (and deletes it again
  * when the enqueue fails); the worker moves it through `queued → active → completed | failed`.
+ * A cancel (`DELETE /v1/downloads/{id}`) ends a queued job as `cancelled` at once (the API) or flags
+ * an active one (`cancel_requested_at`), which the worker ends as `cancelled` at its next step.
+ * Finished rows (completed, failed, cancelled) are not moved back by a late writer, except that a
+ * completed or failed job BullMQ runs again (after a stall) becomes active again.
+ *
+ * A job with a `callback_url` gets its completion callback once: whoever finalizes the row claims
+ * the delivery ({@link claimCallbackDelivery}: state null → `pending`) and the workers record each
+ * attempt ({@link recordCallbackAttempt}).
  *
  * Timestamps are `timestamptz` (microseconds in Postgres, milliseconds once read into a JS `Date`):
  * list cursors therefore carry the database's own microsecond text, never a JS `Date`, so rows
@@ -33,6 +41,10 @@ export interface NewQueuedJob {
   priority?: number | undefined;
   /** Client-chosen key that makes the insert idempotent per tenant. */
   idempotencyKey?: string | undefined;
+  /** Where the job's view is POSTed once it ends (checked by the caller: `checkCallbackUrl`). */
+  callbackUrl?: string | undefined;
+  /** The `api_keys` row whose secret signs the callback; omitted/null: `CALLBACK_SIGNING_SECRET`. */
+  callbackKeyId?: string | null | undefined;
 }
 
 /** Result of {@link insertQueuedJob}. */
@@ -51,6 +63,8 @@ function toInsertable(job: NewQueuedJob): NewDownloadJobRow {
     bands_requested: [...job.bands],
     priority: job.priority ?? null,
     idempotency_key: job.idempotencyKey ?? null,
+    callback_url: job.callbackUrl ?? null,
+    callback_key_id: job.callbackUrl === undefined ? null : (job.callbackKeyId ?? null),
   };
 }
 
@@ -245,12 +259,13 @@ export interface MarkJobActiveInput {
  * A worker picked the job up: status `active`, `attempts` = `attempt`, `worker_id`, and
  * `started_at` on the first try only (so `duration_ms` spans every attempt).
  *
- * Upserts: a job enqueued straight into BullMQ (not through the API) gets its row here.
+ * Upserts: a job enqueued straight into BullMQ (not through the API) gets its row here. A
+ * `cancelled` row is left as it is (and returned): the job must not run.
  *
- * @returns the row after the write.
+ * @returns the row after the write (or the cancelled row).
  */
 export async function markJobActive(db: Queryable, input: MarkJobActiveInput): Promise<DownloadJobRow> {
-  return db
+  const row = await db
     .insertInto('download_jobs')
     .values({
       id: input.id,
@@ -270,10 +285,11 @@ export async function markJobActive(db: Queryable, input: MarkJobActiveInput): P
         worker_id: (eb) => eb.ref('excluded.worker_id'),
         waiting_for: null,
         updated_at: sql<Date>`now()`,
-      }),
+      }).where('download_jobs.status', '<>', 'cancelled'),
     )
     .returningAll()
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
+  return row ?? (await db.selectFrom('download_jobs').selectAll().where('id', '=', input.id).executeTakeFirstOrThrow());
 }
 
 /**
@@ -314,7 +330,7 @@ export async function markJobRequeued(db: Queryable, id: string): Promise<boolea
  * The job succeeded: status `completed` with the result's figures, `finished_at` = now,
  * `duration_ms` = `result.duration_ms`; a previous attempt's error is cleared.
  *
- * @returns the row after the write; `undefined` when the job has no row.
+ * @returns the row after the write; `undefined` when the job has no row (or was cancelled).
  */
 export async function markJobCompleted(
   db: Queryable,
@@ -341,6 +357,7 @@ export async function markJobCompleted(
       updated_at: sql<Date>`now()`,
     })
     .where('id', '=', id)
+    .where('status', '<>', 'cancelled')
     .returningAll()
     .executeTakeFirst();
 }
@@ -361,7 +378,7 @@ export interface MarkJobFailedInput {
  * (`null` when the job never started). Not final: status back to `queued` (BullMQ retries it
  * after its backoff), the error kept as the last one seen.
  *
- * @returns the row after the write; `undefined` when the job has no row.
+ * @returns the row after the write; `undefined` when the job has no row (or was cancelled).
  */
 export async function markJobFailed(db: Queryable, id: string, input: MarkJobFailedInput): Promise<DownloadJobRow | undefined> {
   const common = {
@@ -378,7 +395,7 @@ export async function markJobFailed(db: Queryable, id: string, input: MarkJobFai
         duration_ms: sql<number | null>`CASE WHEN started_at IS NULL THEN NULL ELSE round(extract(epoch FROM now() - started_at) * 1000)::integer END`,
       }
     : { ...common, status: 'queued' as const };
-  return db.updateTable('download_jobs').set(update).where('id', '=', id).returningAll().executeTakeFirst();
+  return db.updateTable('download_jobs').set(update).where('id', '=', id).where('status', '<>', 'cancelled').returningAll().executeTakeFirst();
 }
 
 /**
@@ -403,4 +420,132 @@ export async function markJobLost(db: Queryable, id: string, message: string): P
     .where('status', 'in', ['queued', 'active'])
     .returningAll()
     .executeTakeFirst();
+}
+
+/** `duration_ms` of a job ending now: since `started_at`, null when it never started. */
+const durationSinceStart = sql<number | null>`CASE WHEN started_at IS NULL THEN NULL ELSE round(extract(epoch FROM now() - started_at) * 1000)::integer END`;
+
+/**
+ * Ask for a job's cancel: `cancel_requested_at` = now (kept when already set), if the job is
+ * `queued` or `active`. The caller then removes a queued job from BullMQ and ends it with
+ * {@link markJobCancelled}; an active job's worker sees the flag at its next step.
+ *
+ * @returns the row after the write; `undefined` when the job has no row or is no longer queued
+ *   or active (it ended meanwhile: read it again).
+ */
+export async function requestJobCancel(db: Queryable, id: string): Promise<DownloadJobRow | undefined> {
+  return db
+    .updateTable('download_jobs')
+    .set({ cancel_requested_at: sql<Date>`COALESCE(cancel_requested_at, now())`, updated_at: sql<Date>`now()` })
+    .where('id', '=', id)
+    .where('status', 'in', ['queued', 'active'])
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/**
+ * End a job as `cancelled`: `cancelled_at` = `finished_at` = now, `duration_ms` since it started,
+ * `waiting_for` cleared — if it is still `queued` or `active`.
+ *
+ * @param workerId - the worker that stopped it (an active job); omitted for a queued job the API
+ *   removed from the queue.
+ * @returns the row after the write; `undefined` when it was not queued or active (it ended).
+ */
+export async function markJobCancelled(db: Queryable, id: string, workerId?: string): Promise<DownloadJobRow | undefined> {
+  return db
+    .updateTable('download_jobs')
+    .set({
+      status: 'cancelled',
+      cancel_requested_at: sql<Date>`COALESCE(cancel_requested_at, now())`,
+      cancelled_at: sql<Date>`now()`,
+      finished_at: sql<Date>`now()`,
+      duration_ms: durationSinceStart,
+      waiting_for: null,
+      ...(workerId === undefined ? {} : { worker_id: workerId }),
+      updated_at: sql<Date>`now()`,
+    })
+    .where('id', '=', id)
+    .where('status', 'in', ['queued', 'active'])
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Whether a cancel was asked for the job (its worker checks between steps). `false` when it has no row. */
+export async function isJobCancelRequested(db: Queryable, id: string): Promise<boolean> {
+  const row = await db.selectFrom('download_jobs').select(['cancel_requested_at', 'status']).where('id', '=', id).executeTakeFirst();
+  return row !== undefined && (row.cancel_requested_at !== null || row.status === 'cancelled');
+}
+
+/**
+ * Claim the job's completion callback for delivery: `callback_state` null → `pending`, if the job
+ * has a `callback_url` and has ended. Whoever finalized the row calls it; exactly one caller ever
+ * gets the row back (however often a job's end is announced), and enqueues the delivery.
+ *
+ * @returns the row after the write; `undefined` when there is nothing to deliver (no callback, not
+ *   ended, or claimed before).
+ */
+export async function claimCallbackDelivery(db: Queryable, id: string): Promise<DownloadJobRow | undefined> {
+  return db
+    .updateTable('download_jobs')
+    .set({ callback_state: 'pending', updated_at: sql<Date>`now()` })
+    .where('id', '=', id)
+    .where('callback_url', 'is not', null)
+    .where('callback_state', 'is', null)
+    .where('status', 'in', ['completed', 'failed', 'cancelled'])
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** Input of {@link recordCallbackAttempt}. */
+export interface CallbackAttemptInput {
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** `delivered` (a 2xx), `failed` (given up), `pending` (it will be retried). */
+  state: 'pending' | 'delivered' | 'failed';
+  /** HTTP status the receiver answered; null when none (timeout, refused, an error before sending). */
+  httpStatus: number | null;
+  /** Why it failed; null when delivered. */
+  error: string | null;
+}
+
+/**
+ * Record one delivery attempt of the job's callback (`callback_attempts`, `callback_last_status`,
+ * `callback_last_error`, the state; `callback_delivered_at` when delivered). Only a `pending`
+ * delivery changes: a delivered or failed one stays as it ended.
+ *
+ * @returns whether the row changed.
+ */
+export async function recordCallbackAttempt(db: Queryable, id: string, input: CallbackAttemptInput): Promise<boolean> {
+  const result = await db
+    .updateTable('download_jobs')
+    .set({
+      callback_state: input.state,
+      callback_attempts: sql<number>`GREATEST(callback_attempts, ${input.attempt})`,
+      callback_last_status: input.httpStatus,
+      callback_last_error: input.error,
+      ...(input.state === 'delivered' ? { callback_delivered_at: sql<Date>`now()` } : {}),
+      updated_at: sql<Date>`now()`,
+    })
+    .where('id', '=', id)
+    .where('callback_state', '=', 'pending')
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/**
+ * Jobs whose callback is `pending` and that ended in [`finishedAfter`, `finishedBefore`), oldest
+ * first, at most `limit` (the partial index `download_jobs_callback_pending_idx`): the workers'
+ * sweep re-enqueues those whose delivery was lost (a process died between claiming it and
+ * enqueueing it).
+ */
+export async function findPendingCallbacks(db: Queryable, window: { finishedAfter: Date; finishedBefore: Date; limit?: number }): Promise<DownloadJobRow[]> {
+  return db
+    .selectFrom('download_jobs')
+    .selectAll()
+    .where('callback_state', '=', 'pending')
+    .where('finished_at', '>=', window.finishedAfter)
+    .where('finished_at', '<', window.finishedBefore)
+    .orderBy('finished_at')
+    .limit(window.limit ?? 500)
+    .execute();
 }

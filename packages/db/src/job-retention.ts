@@ -1,6 +1,6 @@
 /**
- * Retention of `download_jobs` (`DOWNLOAD_JOBS_RETENTION_DAYS`): finished job rows (completed or
- * failed) whose UTC finish day is older than the retention are deleted in batches; the daily
+ * Retention of `download_jobs` (`DOWNLOAD_JOBS_RETENTION_DAYS`): finished job rows (completed,
+ * failed or cancelled) whose UTC finish day is older than the retention are deleted in batches; the daily
  * rollups the statistics read (`job_daily_rollups`, migration 0006) are kept — each batch runs with
  * `SET LOCAL scenecache.retention = 'on'`, which the rollup triggers honour. Queued and active jobs
  * are never deleted.
@@ -90,7 +90,7 @@ export async function deleteExpiredJobs(db: Kysely<DB>, retentionDays: number, o
       const res = await sql`
         DELETE FROM download_jobs WHERE id IN (
           SELECT id FROM download_jobs
-          WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
+          WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at IS NOT NULL
             AND (finished_at AT TIME ZONE 'UTC')::date < ${cutoffDay}::date
           LIMIT ${batchSize})`.execute(trx);
       return Number(res.numAffectedRows ?? 0n);

@@ -4,7 +4,7 @@
  * int8 columns are parsed as JS numbers (byte counts stay below 2^53).
  */
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
-import type { GranuleMetadata, SafeFile } from '@scenecache/core';
+import type { CallbackState, GranuleMetadata, JobStatus, SafeFile } from '@scenecache/core';
 
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 
@@ -68,7 +68,10 @@ export interface TenantScenesTable {
   updated_at: Generated<Date>;
 }
 
-export type JobStatusColumn = 'queued' | 'active' | 'completed' | 'failed';
+/** `queued|active|completed|failed|cancelled` (`cancelled` since migration 0009). */
+export type JobStatusColumn = JobStatus;
+/** `download_jobs.callback_state` (migration 0009): null until the job ends. */
+export type CallbackStateColumn = CallbackState;
 export type CacheStatusColumn = 'reused' | 'downloaded';
 
 export interface DownloadJobsTable {
@@ -102,6 +105,23 @@ export interface DownloadJobsTable {
   duration_ms: number | null;
   worker_id: string | null;
   updated_at: Generated<Date>;
+  /** When a cancel was asked (`DELETE /v1/downloads/{id}`); an active job stops at its next step (migration 0009). */
+  cancel_requested_at: NullableTimestamp;
+  /** When the job was cancelled (status `cancelled`). */
+  cancelled_at: NullableTimestamp;
+  /** Where the job's view is POSTed once it ends (validated by the API); null: no callback. */
+  callback_url: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The `api_keys` row whose `callback_secret` signs the callback; null: `CALLBACK_SIGNING_SECRET` (ADMIN_API_KEY, open mode). */
+  callback_key_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** null until the job ends; then `pending` → `delivered` | `failed`. */
+  callback_state: ColumnType<CallbackStateColumn | null, CallbackStateColumn | null | undefined, CallbackStateColumn | null>;
+  /** Delivery attempts made. */
+  callback_attempts: Generated<number>;
+  /** HTTP status of the last attempt; null before one, or when it got no answer. */
+  callback_last_status: ColumnType<number | null, number | null | undefined, number | null>;
+  /** Why the last attempt failed; null once delivered. */
+  callback_last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  callback_delivered_at: NullableTimestamp;
 }
 
 /** The figures of a period (a day, a tenant's period, the whole period): counts are jobs, the rest bytes. */
@@ -114,6 +134,8 @@ export interface CacheStatsFigures {
   downloaded: number;
   /** Jobs that failed for good. */
   failed: number;
+  /** Jobs cancelled (`DELETE /v1/downloads/{id}`; migration 0009). */
+  cancelled: number;
   /** reused / requests, 0…1; `null` when no job completed. */
   hit_ratio: number | null;
   /** Bytes fetched from upstream (CDSE) by completed jobs. */
@@ -160,6 +182,12 @@ export interface ApiKeysTable {
   revoked_at: NullableTimestamp;
   /** Last use, to the minute (bumped at most once a minute). */
   last_used_at: NullableTimestamp;
+  /**
+   * The key's completion callback signing secret (`whsec_…`, migration 0009), in clear: the
+   * workers sign with it. Never selected with the key ({@link ApiKeyRow} omits it): only
+   * `findCallbackSecret` reads it. Null for keys made before 0009 until rotated.
+   */
+  callback_secret: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** What CDSE said about a product (migration 0004), read once per product. */
@@ -227,4 +255,5 @@ export type TenantSceneRow = Selectable<TenantScenesTable>;
 export type DownloadJobRow = Selectable<DownloadJobsTable>;
 export type NewDownloadJobRow = Insertable<DownloadJobsTable>;
 export type DownloadJobUpdate = Updateable<DownloadJobsTable>;
-export type ApiKeyRow = Selectable<ApiKeysTable>;
+/** A key as read for authentication and listing: without its callback signing secret. */
+export type ApiKeyRow = Omit<Selectable<ApiKeysTable>, 'callback_secret'>;

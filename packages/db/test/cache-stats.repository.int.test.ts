@@ -62,13 +62,13 @@ async function seedJobs(): Promise<void> {
   await markJobFailed(t.db, retried, { code: 'upstream_error', message: 'retry', attempt: 1, final: false });
 }
 
-const day1 = { requests: 4, reused: 3, downloaded: 1, failed: 1, hit_ratio: 0.75, bytes_downloaded: 300, bytes_delivered: 1200, bytes_saved: 900 };
-const day2 = { requests: 2, reused: 1, downloaded: 1, failed: 1, hit_ratio: 0.5, bytes_downloaded: 500, bytes_delivered: 700, bytes_saved: 200 };
-const day3 = { requests: 0, reused: 0, downloaded: 0, failed: 1, hit_ratio: null, bytes_downloaded: 0, bytes_delivered: 0, bytes_saved: 0 };
-const acme1 = { requests: 3, reused: 2, downloaded: 1, failed: 1, hit_ratio: 2 / 3, bytes_downloaded: 300, bytes_delivered: 900, bytes_saved: 600 };
-const globex1 = { requests: 1, reused: 1, downloaded: 0, failed: 0, hit_ratio: 1, bytes_downloaded: 0, bytes_delivered: 300, bytes_saved: 300 };
-const acme2 = { requests: 1, reused: 1, downloaded: 0, failed: 0, hit_ratio: 1, bytes_downloaded: 0, bytes_delivered: 200, bytes_saved: 200 };
-const globex2 = { requests: 1, reused: 0, downloaded: 1, failed: 1, hit_ratio: 0, bytes_downloaded: 500, bytes_delivered: 500, bytes_saved: 0 };
+const day1 = { requests: 4, reused: 3, downloaded: 1, failed: 1, cancelled: 0, hit_ratio: 0.75, bytes_downloaded: 300, bytes_delivered: 1200, bytes_saved: 900 };
+const day2 = { requests: 2, reused: 1, downloaded: 1, failed: 1, cancelled: 0, hit_ratio: 0.5, bytes_downloaded: 500, bytes_delivered: 700, bytes_saved: 200 };
+const day3 = { requests: 0, reused: 0, downloaded: 0, failed: 1, cancelled: 0, hit_ratio: null, bytes_downloaded: 0, bytes_delivered: 0, bytes_saved: 0 };
+const acme1 = { requests: 3, reused: 2, downloaded: 1, failed: 1, cancelled: 0, hit_ratio: 2 / 3, bytes_downloaded: 300, bytes_delivered: 900, bytes_saved: 600 };
+const globex1 = { requests: 1, reused: 1, downloaded: 0, failed: 0, cancelled: 0, hit_ratio: 1, bytes_downloaded: 0, bytes_delivered: 300, bytes_saved: 300 };
+const acme2 = { requests: 1, reused: 1, downloaded: 0, failed: 0, cancelled: 0, hit_ratio: 1, bytes_downloaded: 0, bytes_delivered: 200, bytes_saved: 200 };
+const globex2 = { requests: 1, reused: 0, downloaded: 1, failed: 1, cancelled: 0, hit_ratio: 0, bytes_downloaded: 500, bytes_delivered: 500, bytes_saved: 0 };
 
 describe('cache_daily_stats view', () => {
   it('counts finished jobs per UTC day: requests, reused, downloaded, failed, hit ratio, bytes', async () => {
@@ -113,11 +113,11 @@ describe('getCacheStats', () => {
   it('sums the views: totals, per day, per tenant', async () => {
     const stats = await getCacheStats(t.db);
 
-    expect(stats.totals).toEqual({ requests: 6, reused: 4, downloaded: 2, failed: 3, hit_ratio: 4 / 6, bytes_downloaded: 800, bytes_delivered: 1900, bytes_saved: 1100 });
+    expect(stats.totals).toEqual({ requests: 6, reused: 4, downloaded: 2, failed: 3, cancelled: 0, hit_ratio: 4 / 6, bytes_downloaded: 800, bytes_delivered: 1900, bytes_saved: 1100 });
     expect(stats.per_day).toEqual([{ day: D1, ...day1 }, { day: D2, ...day2 }, { day: D3, ...day3 }]);
     expect(stats.per_tenant).toEqual([
-      { tenant_id: 'acme', requests: 4, reused: 3, downloaded: 1, failed: 2, hit_ratio: 0.75, bytes_downloaded: 300, bytes_delivered: 1100, bytes_saved: 800 },
-      { tenant_id: 'globex', requests: 2, reused: 1, downloaded: 1, failed: 1, hit_ratio: 0.5, bytes_downloaded: 500, bytes_delivered: 800, bytes_saved: 300 },
+      { tenant_id: 'acme', requests: 4, reused: 3, downloaded: 1, failed: 2, cancelled: 0, hit_ratio: 0.75, bytes_downloaded: 300, bytes_delivered: 1100, bytes_saved: 800 },
+      { tenant_id: 'globex', requests: 2, reused: 1, downloaded: 1, failed: 1, cancelled: 0, hit_ratio: 0.5, bytes_downloaded: 500, bytes_delivered: 800, bytes_saved: 300 },
     ]);
   });
 
@@ -132,13 +132,13 @@ describe('getCacheStats', () => {
     // All time reads the per-tenant totals, a period sums the days: the same figures over the same days.
     expect(await getCacheStats(t.db, { since: D1 })).toEqual(await getCacheStats(t.db));
     expect((await getCacheStats(t.db, { tenantId: 'acme' })).per_tenant).toEqual([
-      { tenant_id: 'acme', requests: 4, reused: 3, downloaded: 1, failed: 2, hit_ratio: 0.75, bytes_downloaded: 300, bytes_delivered: 1100, bytes_saved: 800 },
+      { tenant_id: 'acme', requests: 4, reused: 3, downloaded: 1, failed: 2, cancelled: 0, hit_ratio: 0.75, bytes_downloaded: 300, bytes_delivered: 1100, bytes_saved: 800 },
     ]);
     expect(await getCacheStats(t.db, { tenantId: 'acme', until: D3 })).toEqual(await getCacheStats(t.db, { tenantId: 'acme' }));
 
     const none = await getCacheStats(t.db, { tenantId: 'nobody' });
     expect(none).toEqual({
-      totals: { requests: 0, reused: 0, downloaded: 0, failed: 0, hit_ratio: null, bytes_downloaded: 0, bytes_delivered: 0, bytes_saved: 0 },
+      totals: { requests: 0, reused: 0, downloaded: 0, failed: 0, cancelled: 0, hit_ratio: null, bytes_downloaded: 0, bytes_delivered: 0, bytes_saved: 0 },
       per_day: [],
       per_tenant: [],
     });

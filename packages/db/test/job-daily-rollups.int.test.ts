@@ -29,9 +29,10 @@ const RAW_TENANT_DAILY = sql<Record<string, unknown>>`
     COALESCE(sum(bytes_downloaded) FILTER (WHERE status = 'completed'), 0)::bigint AS bytes_downloaded,
     COALESCE(sum(bytes_copied) FILTER (WHERE status = 'completed'), 0)::bigint AS bytes_delivered,
     (COALESCE(sum(bytes_copied) FILTER (WHERE status = 'completed'), 0)
-      - COALESCE(sum(bytes_downloaded) FILTER (WHERE status = 'completed'), 0))::bigint AS bytes_saved
+      - COALESCE(sum(bytes_downloaded) FILTER (WHERE status = 'completed'), 0))::bigint AS bytes_saved,
+    count(*) FILTER (WHERE status = 'cancelled') AS cancelled
   FROM download_jobs
-  WHERE status IN ('completed', 'failed') AND finished_at IS NOT NULL
+  WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at IS NOT NULL
   GROUP BY 1, 2, 3
   ORDER BY 1, 3`;
 
@@ -39,13 +40,15 @@ const RAW_TENANT_DAILY = sql<Record<string, unknown>>`
 const RAW_DAILY = sql<Record<string, unknown>>`
   SELECT day, day_start, sum(requests)::bigint AS requests, sum(reused)::bigint AS reused, sum(downloaded)::bigint AS downloaded,
     sum(failed)::bigint AS failed, sum(reused)::double precision / NULLIF(sum(requests), 0) AS hit_ratio,
-    sum(bytes_downloaded)::bigint AS bytes_downloaded, sum(bytes_delivered)::bigint AS bytes_delivered, sum(bytes_saved)::bigint AS bytes_saved
+    sum(bytes_downloaded)::bigint AS bytes_downloaded, sum(bytes_delivered)::bigint AS bytes_delivered, sum(bytes_saved)::bigint AS bytes_saved,
+    sum(cancelled)::bigint AS cancelled
   FROM (${RAW_TENANT_DAILY}) AS t GROUP BY 1, 2 ORDER BY 1`;
 
 /** The same per tenant, all time. */
 const RAW_TENANT = sql<Record<string, unknown>>`
   SELECT tenant_id, sum(requests)::bigint AS requests, sum(reused)::bigint AS reused, sum(downloaded)::bigint AS downloaded,
-    sum(failed)::bigint AS failed, sum(bytes_downloaded)::bigint AS bytes_downloaded, sum(bytes_delivered)::bigint AS bytes_delivered
+    sum(failed)::bigint AS failed, sum(bytes_downloaded)::bigint AS bytes_downloaded, sum(bytes_delivered)::bigint AS bytes_delivered,
+    sum(cancelled)::bigint AS cancelled
   FROM (${RAW_TENANT_DAILY}) AS t GROUP BY 1 ORDER BY 1`;
 
 /** Both views and the all-time tenant totals equal the raw aggregates. */
@@ -54,12 +57,12 @@ async function expectViewsEqualRaw(db: Kysely<DB>): Promise<void> {
   const view = (await sql<Record<string, unknown>>`SELECT * FROM tenant_daily_stats ORDER BY day, tenant_id`.execute(db)).rows;
   expect(view).toEqual(raw);
   expect((await sql`SELECT * FROM cache_daily_stats ORDER BY day`.execute(db)).rows).toEqual((await RAW_DAILY.execute(db)).rows);
-  const tenantTotals = sql`SELECT tenant_id, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered FROM job_tenant_totals WHERE requests <> 0 OR failed <> 0 ORDER BY 1`;
+  const tenantTotals = sql`SELECT tenant_id, requests, reused, downloaded, failed, bytes_downloaded, bytes_delivered, cancelled FROM job_tenant_totals WHERE requests <> 0 OR failed <> 0 OR cancelled <> 0 ORDER BY 1`;
   expect((await tenantTotals.execute(db)).rows).toEqual((await RAW_TENANT.execute(db)).rows);
 }
 
 /** A finished job row by plain SQL (as a backfill would write it). */
-function rawInsert(db: Kysely<DB>, rows: Array<{ tenant: string; day: string; status: 'completed' | 'failed' | 'queued'; cache?: 'reused' | 'downloaded'; down?: number; copied?: number }>) {
+function rawInsert(db: Kysely<DB>, rows: Array<{ tenant: string; day: string; status: 'completed' | 'failed' | 'queued' | 'cancelled'; cache?: 'reused' | 'downloaded'; down?: number; copied?: number }>) {
   return sql`
     INSERT INTO download_jobs (id, tenant_id, scene_id, bands_requested, status, cache_status, bytes_downloaded, bytes_copied, finished_at)
     VALUES ${sql.join(
@@ -102,6 +105,7 @@ describe('job_daily_rollups', () => {
       { tenant: 'b', day: '2026-10-01', status: 'failed' },
       { tenant: 'b', day: '2026-10-02', status: 'completed', cache: 'reused', copied: 50 },
       { tenant: 'c', day: '2026-10-02', status: 'queued' },
+      { tenant: 'c', day: '2026-10-02', status: 'cancelled' },
     ]);
     await expectViewsEqualRaw(t.db);
     // Many rows per statement: a backfill of 2,000 jobs over 20 days and 7 tenants.
@@ -119,6 +123,12 @@ describe('job_daily_rollups', () => {
     await sql`UPDATE download_jobs SET finished_at = finished_at + interval '3 days' WHERE tenant_id = 't3'`.execute(t.db);
     await sql`UPDATE download_jobs SET tenant_id = 't9' WHERE tenant_id = 't4' AND cache_status = 'reused'`.execute(t.db);
     await sql`UPDATE download_jobs SET bytes_copied = bytes_copied + 1 WHERE tenant_id = 't5'`.execute(t.db);
+    // Cancelled jobs (migration 0009): counted on their own, moved, and back to queued.
+    await sql`UPDATE download_jobs SET status = 'cancelled', cache_status = NULL WHERE tenant_id = 't2' AND status = 'failed'`.execute(t.db);
+    await sql`UPDATE download_jobs SET status = 'cancelled', cache_status = NULL WHERE id IN (SELECT id FROM download_jobs WHERE tenant_id = 't5' ORDER BY id LIMIT 7)`.execute(t.db);
+    await expectViewsEqualRaw(t.db);
+    await sql`UPDATE download_jobs SET finished_at = finished_at + interval '1 day' WHERE tenant_id = 't2' AND status = 'cancelled'`.execute(t.db);
+    await sql`UPDATE download_jobs SET status = 'queued', finished_at = NULL WHERE id IN (SELECT id FROM download_jobs WHERE tenant_id = 't5' AND status = 'cancelled' ORDER BY id LIMIT 3)`.execute(t.db);
     // A queued job finishing, a finished one going back to queued (a reset by hand).
     await sql`UPDATE download_jobs SET status = 'completed', cache_status = 'downloaded', bytes_downloaded = 9, bytes_copied = 9, finished_at = '2026-10-02T01:00:00Z' WHERE tenant_id = 'c'`.execute(t.db);
     await sql`UPDATE download_jobs SET status = 'queued', cache_status = NULL, finished_at = NULL WHERE tenant_id = 't6' AND status = 'failed'`.execute(t.db);
@@ -167,7 +177,7 @@ describe('job_daily_rollups', () => {
     const before = (await sql`SELECT * FROM tenant_daily_stats ORDER BY day`.execute(t.db)).rows;
     const beforeTotals = (await sql`SELECT * FROM cache_daily_stats ORDER BY day`.execute(t.db)).rows;
     const beforeTenant = (await sql`SELECT * FROM job_tenant_totals`.execute(t.db)).rows;
-    expect(beforeTenant).toEqual([{ tenant_id: 'a', requests: 2, reused: 1, downloaded: 1, failed: 1, bytes_downloaded: 5, bytes_delivered: 15 }]);
+    expect(beforeTenant).toEqual([{ tenant_id: 'a', requests: 2, reused: 1, downloaded: 1, failed: 1, bytes_downloaded: 5, bytes_delivered: 15, cancelled: 0 }]);
     await t.db.transaction().execute(async (trx) => {
       await sql`SET LOCAL scenecache.retention = 'on'`.execute(trx);
       await sql`DELETE FROM download_jobs WHERE finished_at < '2026-01-01'`.execute(trx);

@@ -41,6 +41,8 @@ const figures = {
   downloaded: z.number().int(),
   /** Jobs that failed for good. */
   failed: z.number().int(),
+  /** Jobs cancelled (`DELETE /v1/downloads/{id}`). */
+  cancelled: z.number().int(),
   /** reused / requests (0…1); `null` when no job completed. */
   hit_ratio: z.number().nullable(),
   /** Bytes fetched from upstream (CDSE). */

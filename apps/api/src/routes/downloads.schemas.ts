@@ -4,7 +4,10 @@
  */
 import { z } from 'zod';
 import { JOB_ID_PATTERN, MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT } from '@scenecache/db';
-import { parseProductName, ScenecacheError } from '@scenecache/core';
+import { JOB_STATUSES, parseProductName, ScenecacheError } from '@scenecache/core';
+
+/** Longest `?wait=` of `GET /v1/downloads/{id}` (seconds). */
+export const MAX_WAIT_SECONDS = 60;
 
 /**
  * `Idempotency-Key`: 1–200 printable ASCII characters. Other headers pass through untouched.
@@ -19,6 +22,20 @@ export const enqueueHeadersSchema = z.looseObject({
 /** `/v1/downloads/:id` */
 export const jobParamsSchema = z.strictObject({
   id: z.string().regex(JOB_ID_PATTERN, 'must be a job id (1–100 letters, digits, ".", "_" or "-", as POST /v1/downloads returned it)'),
+});
+
+/** `GET /v1/downloads/:id` query: the long-poll. */
+export const getJobQuerySchema = z.strictObject({
+  wait: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_WAIT_SECONDS)
+    .optional()
+    .meta({
+      description:
+        'Long-poll: answer as soon as the job ends (completed, failed, cancelled) or after this many seconds (0–60) with its current view. 0 or absent: answer at once.',
+    }),
 });
 
 const ISO_INSTANT_RE = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
@@ -57,7 +74,7 @@ export const listJobsQuerySchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a tenant id (lower-case letters, digits and hyphens)')
     .optional(),
-  status: z.enum(['queued', 'active', 'completed', 'failed']).optional(),
+  status: z.enum(JOB_STATUSES).optional(),
   cache_status: z.enum(['reused', 'downloaded']).optional(),
   /** With or without `.SAFE`. */
   scene_id: sceneId.optional(),
