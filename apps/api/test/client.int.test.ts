@@ -2,7 +2,8 @@
  * The API end to end through the typed client (@scenecache/client) on real services: the API
  * (buildApp, listening), an in-process worker, cdse-sim, s3rver, Postgres and Redis (the worker
  * tests' pipeline harness), with tenant API keys. Enqueue → wait → completed (downloaded, then
- * reused by another tenant), idempotent enqueue, a batch, paging, and errors as ScenecacheApiError.
+ * reused by another tenant), wait by long-polls, idempotent enqueue, a batch, paging, cancel, and
+ * errors as ScenecacheApiError.
  */
 import { ScenecacheApiError, ScenecacheClient, type Job } from '@scenecache/client';
 import { createApiKey } from '@scenecache/db';
@@ -61,6 +62,24 @@ describe('enqueue → wait', () => {
     expect(await globex.get(job_id)).toEqual(second);
   });
 
+  it('waits by long-polls: the server holds the request until the job ends', async () => {
+    let requests = 0;
+    const counting = new ScenecacheClient({
+      baseUrl: h.apiUrl,
+      apiKey: ADMIN_API_KEY,
+      fetch: (request) => {
+        requests++;
+        return fetch(request);
+      },
+    });
+    const { job_id } = await counting.enqueue({ tenant_id: 'acme', scene_id: L2A, bands: ['B02'] });
+    requests = 0;
+    const job = await counting.wait(job_id, { timeoutMs: 60_000, pollWaitSeconds: 30 });
+    expect(job).toMatchObject({ status: 'completed', cache_status: 'downloaded' });
+    // One long-poll answered when the job ended (a second only if the first began as it ended).
+    expect(requests).toBeLessThanOrEqual(2);
+  });
+
   it('returns the first job again for a repeated Idempotency-Key', async () => {
     const request = { tenant_id: 'acme', scene_id: L1C, bands: ['B02'] };
     const first = await acme.enqueue(request, { idempotencyKey: 'client-test-1' });
@@ -113,6 +132,39 @@ describe('list', () => {
     const tenants = new Set<string>();
     for await (const job of admin.listAll({ limit: 500 })) tenants.add(job.tenant_id);
     expect([...tenants].sort()).toEqual(['acme', 'globex']);
+  });
+});
+
+describe('cancel', () => {
+  it('cancels a queued job at once; wait returns it cancelled; cancelling again is no error', async () => {
+    // The queue paused: the job stays queued until the cancel.
+    await h.queue.pause();
+    try {
+      const { job_id } = await acme.enqueue({ tenant_id: 'acme', scene_id: L1C, bands: ['B05'] });
+      const cancelled = await acme.cancel(job_id);
+      expect(cancelled).toMatchObject({ job_id, status: 'cancelled' });
+      expect(await acme.wait(job_id, { timeoutMs: 5_000 })).toMatchObject({ status: 'cancelled', cache_status: null });
+      expect((await acme.cancel(job_id)).status).toBe('cancelled');
+    } finally {
+      await h.queue.resume();
+    }
+  });
+
+  it('a job cancelled while it may be running ends cancelled or completed, as wait reports', async () => {
+    const { job_id } = await acme.enqueue({ tenant_id: 'acme', scene_id: L1C, bands: ['B06', 'B07'] });
+    const answer = await acme.cancel(job_id);
+    // 200 cancelled (still queued) or 202 cancel_requested (active: it stops at its next step).
+    expect(answer.status === 'cancelled' || answer.cancel_requested).toBe(true);
+    expect(['cancelled', 'completed']).toContain((await acme.wait(job_id, { timeoutMs: 60_000 })).status);
+  });
+
+  it('refuses a completed job (409 job_finished) and hides another tenant\'s (404)', async () => {
+    const { job_id } = await acme.enqueue({ tenant_id: 'acme', scene_id: L2A, bands: ['B04'] });
+    expect((await acme.wait(job_id, { timeoutMs: 60_000 })).status).toBe('completed');
+    const finished = await rejection(acme.cancel(job_id));
+    expect([finished.status, finished.code]).toEqual([409, 'job_finished']);
+    const hidden = await rejection(globex.cancel(job_id));
+    expect([hidden.status, hidden.code]).toEqual([404, 'not_found']);
   });
 });
 

@@ -7,9 +7,10 @@ import type { operations } from './openapi.js';
 type JsonBody<T> = T extends { content: { 'application/json': infer B } } ? B : never;
 
 /**
- * `POST /v1/downloads` body: `{tenant_id, scene_id, bands?, priority?}`. `scene_id` is a Sentinel-2
- * L1C/L2A product name (with or without `.SAFE`); `bands` defaults to every band of the level;
- * `priority` orders the tenant's own jobs (lower first).
+ * `POST /v1/downloads` body: `{tenant_id, scene_id, bands?, priority?, callback_url?}`. `scene_id`
+ * is a Sentinel-2 L1C/L2A product name (with or without `.SAFE`); `bands` defaults to every band of
+ * the level; `priority` orders the tenant's own jobs (lower first); `callback_url` is POSTed the
+ * job's view, signed, once it ends.
  */
 export type DownloadRequest = JsonBody<operations['enqueueDownload']['requestBody']>;
 
@@ -37,10 +38,7 @@ export type JobPage = JsonBody<operations['listDownloads']['responses'][200]>;
  */
 export type ListFilters = NonNullable<operations['listDownloads']['parameters']['query']>;
 
-/**
- * The statuses a job ends in: it changes no more. (`cancelled` once the API cancels jobs:
- * `DELETE /v1/downloads/{id}`.)
- */
+/** The statuses a job ends in: it changes no more. */
 export const FINAL_STATUSES: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
 
 /** Whether a job in `status` has ended (completed, failed or cancelled). */

@@ -231,7 +231,7 @@ export interface paths {
         put?: never;
         /**
          * Enqueue a scene download
-         * @description 202 with the new job. With an `Idempotency-Key` already used by this tenant for the same request: 200 with that job (its current status); for a different request: 409.
+         * @description 202 with the new job. With an `Idempotency-Key` already used by this tenant for the same request: 200 with that job (its current status); for a different request: 409. With `callback_url`, the job's view is POSTed there once it ends, signed with the API key's callback secret (see the `jobEnded` callback); 400 `invalid_callback_url` for a URL that is not https (or http to loopback when allowed), carries credentials or is too long, 400 `callback_secret_missing` when the key has no callback secret.
          */
         post: operations["enqueueDownload"];
         delete?: never;
@@ -247,11 +247,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A download job and its result */
+        /**
+         * A download job and its result; with `wait`, as soon as it ends
+         * @description With `?wait=SECONDS` (0–60): a long-poll — the reply comes as soon as the job ends (completed, failed, cancelled), or after the wait with the job as it is then (200 either way: look at `status`). The server holds no database connection while it waits; it answers at once when it shuts down.
+         */
         get: operations["getDownload"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Cancel a download job
+         * @description A queued or delayed job is cancelled at once: 200 with `status: cancelled`. An active job stops at its next step: 202 with `cancel_requested: true` (its status turns `cancelled` then — or `completed` when it was past its last step); a download other jobs wait for is never aborted: the job finishes and registers the bands it is streaming, then stops before the copy. An already cancelled job: 200 (idempotent). A completed or failed job: 409 `job_finished`. Another tenant's job is 404. Its completion callback, if any, is POSTed once it is cancelled.
+         */
+        delete: operations["cancelDownload"];
         options?: never;
         head?: never;
         patch?: never;
@@ -266,7 +273,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Enqueue up to MAX_BATCH_SIZE scene downloads, all or none */
+        /**
+         * Enqueue up to MAX_BATCH_SIZE scene downloads, all or none
+         * @description Each item may carry a `callback_url` (as `POST /v1/downloads`).
+         */
         post: operations["enqueueDownloadBatch"];
         delete?: never;
         options?: never;
@@ -1089,7 +1099,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs) */
+            /** @description Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs), `job_finished` (the job completed or failed: nothing to cancel) */
             409: {
                 headers: {
                     /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
@@ -1290,7 +1300,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs) */
+            /** @description Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs), `job_finished` (the job completed or failed: nothing to cancel) */
             409: {
                 headers: {
                     /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
@@ -1517,6 +1527,7 @@ export interface operations {
                             bytes_delivered: number;
                             bytes_downloaded: number;
                             bytes_saved: number;
+                            cancelled: number;
                             day: string;
                             downloaded: number;
                             failed: number;
@@ -1528,6 +1539,7 @@ export interface operations {
                             bytes_delivered: number;
                             bytes_downloaded: number;
                             bytes_saved: number;
+                            cancelled: number;
                             downloaded: number;
                             failed: number;
                             hit_ratio: number | null;
@@ -1539,6 +1551,7 @@ export interface operations {
                             bytes_delivered: number;
                             bytes_downloaded: number;
                             bytes_saved: number;
+                            cancelled: number;
                             downloaded: number;
                             failed: number;
                             hit_ratio: number | null;
@@ -1794,7 +1807,7 @@ export interface operations {
                 limit?: number;
                 scene_id?: string;
                 since?: string;
-                status?: "queued" | "active" | "completed" | "failed";
+                status?: "queued" | "active" | "completed" | "failed" | "cancelled";
                 tenant_id?: string;
                 until?: string;
             };
@@ -1828,6 +1841,28 @@ export interface operations {
                             bytes_downloaded: number;
                             /** @enum {string|null} */
                             cache_status: "reused" | "downloaded" | null;
+                            /** @description The completion callback (`callback_url` at enqueue) and its delivery; null when none was asked for. */
+                            callback: {
+                                attempts: number;
+                                /** Format: date-time */
+                                delivered_at: string | null;
+                                /** @description Why the last attempt failed (no answer, or the status it got); null once delivered */
+                                last_error: string | null;
+                                /** @description HTTP status of the last attempt; null before the first or when it got no answer (timeout, connection refused) */
+                                last_status: number | null;
+                                /**
+                                 * @description `pending` until delivered (also while the job runs), `delivered` (a 2xx), `failed` (the receiver answered 410, or every attempt failed)
+                                 * @enum {string}
+                                 */
+                                state: "pending" | "delivered" | "failed";
+                                url: string;
+                            } | null;
+                            /** @description A cancel was asked (DELETE /v1/downloads/{id}). With status `active`, the job stops at its next step (`cancelled`) — or completes when it was past its last one. */
+                            cancel_requested: boolean;
+                            /** Format: date-time */
+                            cancel_requested_at: string | null;
+                            /** Format: date-time */
+                            cancelled_at: string | null;
                             duration_ms: number | null;
                             /** Format: date-time */
                             enqueued_at: string;
@@ -1847,7 +1882,7 @@ export interface operations {
                             /** Format: date-time */
                             started_at: string | null;
                             /** @enum {string} */
-                            status: "queued" | "active" | "completed" | "failed";
+                            status: "queued" | "active" | "completed" | "failed" | "cancelled";
                             tenant_id: string;
                             waiting_for: string | null;
                             waits: number;
@@ -1961,6 +1996,11 @@ export interface operations {
             content: {
                 "application/json": {
                     bands?: string[];
+                    /**
+                     * Format: uri
+                     * @description POSTed the job's view (as GET /v1/downloads/{id} returns it) once the job ends (completed, failed for good, cancelled), signed with HMAC-SHA256 under the API key's callback secret (header X-Scenecache-Signature: t=<unix seconds>,v1=<hex HMAC of "<t>.<body>">). https only (http to 127.0.0.1, ::1 or localhost when CALLBACK_ALLOW_HTTP_LOOPBACK is on), no user name or password, at most 2048 characters; redirects are not followed.
+                     */
+                    callback_url?: string;
                     priority?: number;
                     scene_id: string;
                     tenant_id: string;
@@ -1990,7 +2030,7 @@ export interface operations {
                         priority: number | null;
                         scene_id: string;
                         /** @enum {string} */
-                        status: "queued" | "active" | "completed" | "failed";
+                        status: "queued" | "active" | "completed" | "failed" | "cancelled";
                         tenant_id: string;
                     };
                 };
@@ -2017,7 +2057,7 @@ export interface operations {
                         priority: number | null;
                         scene_id: string;
                         /** @enum {string} */
-                        status: "queued" | "active" | "completed" | "failed";
+                        status: "queued" | "active" | "completed" | "failed" | "cancelled";
                         tenant_id: string;
                     };
                 };
@@ -2073,7 +2113,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs) */
+            /** @description Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs), `job_finished` (the job completed or failed: nothing to cancel) */
             409: {
                 headers: {
                     /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
@@ -2166,7 +2206,10 @@ export interface operations {
     };
     getDownload: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Long-poll: answer as soon as the job ends (completed, failed, cancelled) or after this many seconds (0–60) with its current view. 0 or absent: answer at once. */
+                wait?: number;
+            };
             header?: never;
             path: {
                 id: string;
@@ -2198,6 +2241,28 @@ export interface operations {
                         bytes_downloaded: number;
                         /** @enum {string|null} */
                         cache_status: "reused" | "downloaded" | null;
+                        /** @description The completion callback (`callback_url` at enqueue) and its delivery; null when none was asked for. */
+                        callback: {
+                            attempts: number;
+                            /** Format: date-time */
+                            delivered_at: string | null;
+                            /** @description Why the last attempt failed (no answer, or the status it got); null once delivered */
+                            last_error: string | null;
+                            /** @description HTTP status of the last attempt; null before the first or when it got no answer (timeout, connection refused) */
+                            last_status: number | null;
+                            /**
+                             * @description `pending` until delivered (also while the job runs), `delivered` (a 2xx), `failed` (the receiver answered 410, or every attempt failed)
+                             * @enum {string}
+                             */
+                            state: "pending" | "delivered" | "failed";
+                            url: string;
+                        } | null;
+                        /** @description A cancel was asked (DELETE /v1/downloads/{id}). With status `active`, the job stops at its next step (`cancelled`) — or completes when it was past its last one. */
+                        cancel_requested: boolean;
+                        /** Format: date-time */
+                        cancel_requested_at: string | null;
+                        /** Format: date-time */
+                        cancelled_at: string | null;
                         duration_ms: number | null;
                         /** Format: date-time */
                         enqueued_at: string;
@@ -2217,12 +2282,29 @@ export interface operations {
                         /** Format: date-time */
                         started_at: string | null;
                         /** @enum {string} */
-                        status: "queued" | "active" | "completed" | "failed";
+                        status: "queued" | "active" | "completed" | "failed" | "cancelled";
                         tenant_id: string;
                         waiting_for: string | null;
                         waits: number;
                         worker_id: string | null;
                     };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Missing or invalid API key */
@@ -2299,6 +2381,252 @@ export interface operations {
             };
         };
     };
+    cancelDownload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        attempts: number;
+                        bands: string[];
+                        bands_downloaded: string[];
+                        bands_reused: string[];
+                        bytes_copied: number;
+                        bytes_downloaded: number;
+                        /** @enum {string|null} */
+                        cache_status: "reused" | "downloaded" | null;
+                        /** @description The completion callback (`callback_url` at enqueue) and its delivery; null when none was asked for. */
+                        callback: {
+                            attempts: number;
+                            /** Format: date-time */
+                            delivered_at: string | null;
+                            /** @description Why the last attempt failed (no answer, or the status it got); null once delivered */
+                            last_error: string | null;
+                            /** @description HTTP status of the last attempt; null before the first or when it got no answer (timeout, connection refused) */
+                            last_status: number | null;
+                            /**
+                             * @description `pending` until delivered (also while the job runs), `delivered` (a 2xx), `failed` (the receiver answered 410, or every attempt failed)
+                             * @enum {string}
+                             */
+                            state: "pending" | "delivered" | "failed";
+                            url: string;
+                        } | null;
+                        /** @description A cancel was asked (DELETE /v1/downloads/{id}). With status `active`, the job stops at its next step (`cancelled`) — or completes when it was past its last one. */
+                        cancel_requested: boolean;
+                        /** Format: date-time */
+                        cancel_requested_at: string | null;
+                        /** Format: date-time */
+                        cancelled_at: string | null;
+                        duration_ms: number | null;
+                        /** Format: date-time */
+                        enqueued_at: string;
+                        error: {
+                            code: string;
+                            message: string;
+                        } | null;
+                        /** Format: date-time */
+                        finished_at: string | null;
+                        job_id: string;
+                        message: string | null;
+                        objects: {
+                            [key: string]: string;
+                        } | null;
+                        priority: number | null;
+                        scene_id: string;
+                        /** Format: date-time */
+                        started_at: string | null;
+                        /** @enum {string} */
+                        status: "queued" | "active" | "completed" | "failed" | "cancelled";
+                        tenant_id: string;
+                        waiting_for: string | null;
+                        waits: number;
+                        worker_id: string | null;
+                    };
+                };
+            };
+            /** @description Accepted: the job is queued */
+            202: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        attempts: number;
+                        bands: string[];
+                        bands_downloaded: string[];
+                        bands_reused: string[];
+                        bytes_copied: number;
+                        bytes_downloaded: number;
+                        /** @enum {string|null} */
+                        cache_status: "reused" | "downloaded" | null;
+                        /** @description The completion callback (`callback_url` at enqueue) and its delivery; null when none was asked for. */
+                        callback: {
+                            attempts: number;
+                            /** Format: date-time */
+                            delivered_at: string | null;
+                            /** @description Why the last attempt failed (no answer, or the status it got); null once delivered */
+                            last_error: string | null;
+                            /** @description HTTP status of the last attempt; null before the first or when it got no answer (timeout, connection refused) */
+                            last_status: number | null;
+                            /**
+                             * @description `pending` until delivered (also while the job runs), `delivered` (a 2xx), `failed` (the receiver answered 410, or every attempt failed)
+                             * @enum {string}
+                             */
+                            state: "pending" | "delivered" | "failed";
+                            url: string;
+                        } | null;
+                        /** @description A cancel was asked (DELETE /v1/downloads/{id}). With status `active`, the job stops at its next step (`cancelled`) — or completes when it was past its last one. */
+                        cancel_requested: boolean;
+                        /** Format: date-time */
+                        cancel_requested_at: string | null;
+                        /** Format: date-time */
+                        cancelled_at: string | null;
+                        duration_ms: number | null;
+                        /** Format: date-time */
+                        enqueued_at: string;
+                        error: {
+                            code: string;
+                            message: string;
+                        } | null;
+                        /** Format: date-time */
+                        finished_at: string | null;
+                        job_id: string;
+                        message: string | null;
+                        objects: {
+                            [key: string]: string;
+                        } | null;
+                        priority: number | null;
+                        scene_id: string;
+                        /** Format: date-time */
+                        started_at: string | null;
+                        /** @enum {string} */
+                        status: "queued" | "active" | "completed" | "failed" | "cancelled";
+                        tenant_id: string;
+                        waiting_for: string | null;
+                        waits: number;
+                        worker_id: string | null;
+                    };
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not visible to this API key); `expired`: a job deleted by retention (DOWNLOAD_JOBS_RETENTION_DAYS) */
+            404: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflict, named by `error.code`: `conflict` (the Idempotency-Key was already used for a different request), `maintenance_running` (another cache maintenance run holds the lock), `tenant_busy` (the tenant still has queued or active jobs), `job_finished` (the job completed or failed: nothing to cancel) */
+            409: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     enqueueDownloadBatch: {
         parameters: {
             query?: never;
@@ -2311,6 +2639,11 @@ export interface operations {
                 "application/json": {
                     jobs: {
                         bands?: string[];
+                        /**
+                         * Format: uri
+                         * @description POSTed the job's view (as GET /v1/downloads/{id} returns it) once the job ends (completed, failed for good, cancelled), signed with HMAC-SHA256 under the API key's callback secret (header X-Scenecache-Signature: t=<unix seconds>,v1=<hex HMAC of "<t>.<body>">). https only (http to 127.0.0.1, ::1 or localhost when CALLBACK_ALLOW_HTTP_LOOPBACK is on), no user name or password, at most 2048 characters; redirects are not followed.
+                         */
+                        callback_url?: string;
                         priority?: number;
                         scene_id: string;
                         tenant_id: string;
@@ -2340,7 +2673,7 @@ export interface operations {
                             priority: number | null;
                             scene_id: string;
                             /** @enum {string} */
-                            status: "queued" | "active" | "completed" | "failed";
+                            status: "queued" | "active" | "completed" | "failed" | "cancelled";
                             tenant_id: string;
                         }[];
                     };

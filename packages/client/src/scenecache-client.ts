@@ -147,10 +147,11 @@ export class ScenecacheClient {
   /**
    * Enqueue one download job (`POST /v1/downloads`).
    *
-   * @param request - `{tenant_id, scene_id, bands?, priority?}`; see {@link DownloadRequest}
+   * @param request - `{tenant_id, scene_id, bands?, priority?, callback_url?}`; see {@link DownloadRequest}
    * @returns the job as enqueued (`status: queued`), or, for a repeated `idempotencyKey`, the first
    *   job with its current status
-   * @throws ScenecacheApiError 400 (`invalid_product_name`, `unknown_band`, `invalid_tenant_id`, …,
+   * @throws ScenecacheApiError 400 (`invalid_product_name`, `unknown_band`, `invalid_tenant_id`,
+   *   `invalid_callback_url`, `callback_secret_missing`, …,
    *   `field` names the field), 403 (another tenant than the key's), 409 (`conflict`: the key was
    *   used for another request), 429, 503
    */
@@ -252,26 +253,24 @@ export class ScenecacheClient {
   }
 
   /**
-   * Cancel a job (`DELETE /v1/downloads/{id}`): a queued or delayed job ends `cancelled` at once, an
-   * active one at its next step (a download other jobs wait for is never aborted).
+   * Cancel a job (`DELETE /v1/downloads/{id}`). A queued or delayed job is cancelled at once
+   * (`status: cancelled`); an active one stops at its next step (`cancel_requested: true` now; its
+   * status turns `cancelled`, or `completed` when it was past its last step — {@link wait} for it).
+   * A download other jobs wait for is never aborted. Cancelling a cancelled job again is no error.
    *
    * @returns the job as the API answered the cancel
-   * @throws ScenecacheApiError 404 (no such job, or another tenant's), 409 when it cannot be
-   *   cancelled (already ended), 503; 404/405 from an API without the route
+   * @throws ScenecacheApiError 409 `job_finished` (the job already completed or failed), 404
+   *   `not_found` (no such job, or another tenant's), 503
    */
   async cancel(id: string, options: CallOptions = {}): Promise<Job> {
-    // The route is not in the document yet: called through an untyped view of the same client.
-    const untyped = this.api as unknown as Client<Record<string, { delete: { parameters: { path: { id: string } }; responses: { 200: { content: { 'application/json': Job } } } } }>>;
-    return unwrap(await untyped.DELETE('/v1/downloads/{id}', { params: { path: { id } }, signal: options.signal }));
+    return unwrap(await this.api.DELETE('/v1/downloads/{id}', { params: { path: { id } }, signal: options.signal }));
   }
 
   /** `GET /v1/downloads/{id}`, asking the server to hold the reply up to `waitSeconds` (0: at once). */
   private async poll(id: string, waitSeconds: number, signal: AbortSignal | undefined): Promise<Job> {
     return unwrap(
       await this.api.GET('/v1/downloads/{id}', {
-        params: { path: { id } },
-        // `wait` is sent whatever the generated types say; a server without long-poll ignores it.
-        querySerializer: () => (waitSeconds > 0 ? `wait=${waitSeconds}` : ''),
+        params: { path: { id }, query: waitSeconds > 0 ? { wait: waitSeconds } : undefined },
         signal,
       }),
     );
