@@ -35,6 +35,7 @@ import { fleetRoutes } from './routes/fleet.routes.js';
 import { downloadsRoutes } from './routes/downloads.routes.js';
 import { healthRoutes } from './routes/health.routes.js';
 import { ApiMetrics, registerMetrics } from './routes/metrics.routes.js';
+import { stacRoutes } from './stac/stac.routes.js';
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { zodValidatorCompiler } from './zod-validation.js';
 
@@ -252,6 +253,16 @@ export function buildApp(deps: ApiDeps): FastifyInstance {
       done();
     },
     { prefix: '/v1' },
+  );
+  // The STAC API (stac/stac.routes.ts): the same keys and request budget as /v1, in a scope of its own.
+  void app.register(
+    (stac, _options, done) => {
+      stac.addHook('onRequest', auth.hook);
+      registerRateLimit(stac, { redis: deps.redis, settings: deps.settings });
+      void stac.register(stacRoutes, { db: deps.db, timeouts, store: deps.store, signedUrlTtlSeconds: deps.settings.stacSignedUrlTtlSeconds });
+      done();
+    },
+    { prefix: '/stac/v1' },
   );
   return app;
 }

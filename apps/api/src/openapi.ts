@@ -86,11 +86,19 @@ const LOCATION_HEADERS: HeaderSchemas = {
   location: { type: 'string', description: 'The job: `/v1/downloads/{job_id}`' },
 };
 
+/**
+ * Whether `url` is behind the Bearer-auth hook and the rate limit (app.ts): the `/v1` routes and
+ * the STAC API under `/stac/v1`.
+ */
+function isKeyedRoute(url: string): boolean {
+  return url.startsWith('/v1/') || url === '/stac/v1' || url.startsWith('/stac/v1/');
+}
+
 /** The headers a reply of `status` to `method url` carries. */
 function responseHeaders(method: string, url: string, status: string): HeaderSchemas {
   return {
     ...REQUEST_ID_HEADERS,
-    ...(url.startsWith('/v1/') ? RATE_LIMIT_HEADERS : {}),
+    ...(isKeyedRoute(url) ? RATE_LIMIT_HEADERS : {}),
     ...(status === '429' || status === '503' ? RETRY_AFTER_HEADERS : {}),
     ...(method === 'POST' && url === '/v1/downloads' && (status === '200' || status === '202') ? LOCATION_HEADERS : {}),
   };
@@ -98,6 +106,13 @@ function responseHeaders(method: string, url: string, status: string): HeaderSch
 
 /** A response's JSON Schema with the description OpenAPI requires and the headers the reply carries. */
 function responseSchema(status: string, schema: unknown, headers: HeaderSchemas = REQUEST_ID_HEADERS): unknown {
+  // A reply of another media type than JSON (the STAC API's `application/geo+json`) is declared as
+  // Fastify's `{content: {<media type>: {schema}}}`: each zod schema converted in place.
+  const content = (schema as { content?: Record<string, { schema?: unknown }> } | null)?.content;
+  if (content !== undefined && Object.values(content).every((media) => isZodSchema(media.schema))) {
+    const converted = Object.fromEntries(Object.entries(content).map(([type, media]) => [type, { schema: zodToOpenApiSchema(media.schema as z.ZodType, 'output') }]));
+    return { 'x-response-description': STATUS_DESCRIPTIONS[status] ?? 'Response', headers, content: converted };
+  }
   if (!isZodSchema(schema)) return schema;
   const json = zodToOpenApiSchema(schema, 'output');
   if (schema === errorReplySchema) json[ERROR_MARK] = true;
@@ -132,9 +147,9 @@ export const openApiTransform: SwaggerTransform = ({ schema, url, route }) => {
   const reply = (status: string, s: unknown) => responseSchema(status, s, responseHeaders(method, url, status));
   if (responses) out.response = Object.fromEntries(Object.entries(responses).map(([status, s]) => [status, reply(status, s)]));
   if (url === '/metrics' && !responses) out.response = METRICS_RESPONSE;
-  if (url.startsWith('/v1/')) {
+  if (isKeyedRoute(url)) {
     out.security = [{ [BEARER_AUTH]: [] }];
-    // Every /v1 route may answer 401 (auth.ts) and 429 (rate-limit.ts).
+    // Every /v1 and /stac/v1 route may answer 401 (auth.ts) and 429 (rate-limit.ts).
     out.response = { 401: reply('401', errorReplySchema), 429: reply('429', errorReplySchema), ...(out.response as Record<string, unknown> | undefined) };
   } else {
     // Open routes say so: no key needed (an operation without `security` would inherit a global one).
@@ -214,6 +229,7 @@ export function registerOpenApi(app: FastifyInstance): void {
         { name: 'admin', description: 'Cache administration: invalidate, clean up, list entries, run the maintenance; tenant offboarding (admin keys only)' },
         { name: 'health', description: 'Liveness and readiness probes' },
         { name: 'metrics', description: 'Prometheus metrics' },
+        { name: 'STAC', description: 'STAC API 1.0 (core, collections, features, item search) over the cached products: STAC 1.1 items, one asset per band file; an admin key sees the global cache, a tenant key its own bucket (`?sign=true`: presigned HTTPS hrefs)' },
       ],
       components: {
         securitySchemes: {

@@ -269,7 +269,8 @@ describe('GET /docs/json', () => {
       for (const method of HTTP_METHODS) {
         const op = item[method];
         if (!op) continue;
-        if (path.startsWith('/v1/')) expect({ path, security: op.security }).toEqual({ path, security: [{ bearerAuth: [] }] });
+        // The STAC API (/stac/v1) sits behind the same keys as /v1.
+        if (path.startsWith('/v1/') || path.startsWith('/stac/v1')) expect({ path, security: op.security }).toEqual({ path, security: [{ bearerAuth: [] }] });
         else expect({ path, security: op.security }).toEqual({ path, security: [] });
       }
     }

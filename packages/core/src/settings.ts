@@ -81,6 +81,7 @@ const envSchema = z.object({
   CALLBACK_BACKOFF_MS: int(10, 3_600_000).default(10_000),
   CALLBACK_TIMEOUT_MS: int(100, 120_000).default(10_000),
   CALLBACK_CONCURRENCY: int(1, 256).default(16),
+  STAC_SIGNED_URL_TTL_SECONDS: int(1, 604_800).default(3_600),
   AUTH_MODE: z.enum(['keys', 'open']).default('keys'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -230,6 +231,11 @@ export interface Settings {
   /** Callback deliveries one worker process runs at once. @defaultValue 16 */
   readonly callbackConcurrency: number;
   /**
+   * Lifetime (seconds) of the presigned HTTPS asset hrefs the STAC API gives a tenant key with
+   * `?sign=true` (S3 SigV4 query signing allows at most 7 days, 604800 s). @defaultValue 3600
+   */
+  readonly stacSignedUrlTtlSeconds: number;
+  /**
    * `keys` (the default): every `/v1` request needs a Bearer key — `ADMIN_API_KEY` or a key of
    * `api_keys`; with neither configured, every `/v1` request is 401 (never open). `open` (demo,
    * local development only): no key is asked for or checked, every caller is an admin; it cannot
@@ -348,6 +354,7 @@ export function loadSettings(env: Readonly<Record<string, string | undefined>> =
     callbackBackoffMs: e.CALLBACK_BACKOFF_MS,
     callbackTimeoutMs: e.CALLBACK_TIMEOUT_MS,
     callbackConcurrency: e.CALLBACK_CONCURRENCY,
+    stacSignedUrlTtlSeconds: e.STAC_SIGNED_URL_TTL_SECONDS,
     authMode: e.AUTH_MODE,
     logLevel: e.LOG_LEVEL,
   });

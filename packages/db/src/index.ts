@@ -25,3 +25,4 @@ export * from './cache-admin.repository.js';
 export * from './upstream-product.repository.js';
 export * from './upstream-transfer.repository.js';
 export * from './cache-lifecycle.repository.js';
+export * from './stac-items.repository.js';

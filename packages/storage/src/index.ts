@@ -15,4 +15,5 @@ export * from './copy-source.js';
 export * from './stream-upload.js';
 export * from './object-copy.js';
 export * from './object-store.js';
+export * from './presigned-url.js';
 export * from './embedded-s3.js';

@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { Logger } from '@scenecache/core';
 import { copyObject, type CopyObjectInput, type CopyOptions } from './object-copy.js';
+import { presignGetObject } from './presigned-url.js';
 import { describeS3Failure, isS3NotFound, StorageError } from './storage-error.js';
 import { unquoteEtag, uploadStream, type UploadedObject, type UploadStreamInput } from './stream-upload.js';
 
@@ -316,6 +317,15 @@ export class ObjectStore {
     } catch (err) {
       throw new StorageError('GetObject', { bucket, key }, err);
     }
+  }
+
+  /**
+   * A presigned GET URL of `s3://bucket/key`, valid for `expiresInSeconds` (1–604800): see
+   * {@link presignGetObject}. Computed locally, no request to S3.
+   * @throws RangeError for a lifetime out of range; {@link StorageError} when the client cannot sign.
+   */
+  async presignGetObject(bucket: string, key: string, expiresInSeconds: number): Promise<string> {
+    return presignGetObject(this.client, bucket, key, expiresInSeconds);
   }
 
   /**
