@@ -11,7 +11,11 @@
  *   full download cut mid-stream only starts it. A `truncate` fault's short response still
  *   counts as completed (the server sent all it meant to).
  * - `bytes`: body bytes written to the socket, cut or not.
- * `manifest.safe` is not a band download: it only counts in `manifestRequests`.
+ * `manifest.safe` is not a band download: it only counts in `manifestRequests`. Nor are the
+ * metadata files (`GRANULE/<granule>/MTD_TL.xml`, `MTD_MSIL1C.xml` / `MTD_MSIL2A.xml`): they count
+ * in `metadataRequests` and, per file, in `metadataFiles`, so the band counters (`files`,
+ * `products`, `totals`, `completedBy`, the concurrency peak) are the same whether a client reads
+ * them or not.
  */
 
 /** Counts of one file, one product, or all downloads. */
@@ -50,6 +54,10 @@ export interface SimCounters {
   tokenFailures: number;
   /** `Nodes(manifest.safe)/$value` responses started. */
   manifestRequests: number;
+  /** Metadata file (`MTD_TL.xml`, `MTD_MSIL*.xml`) responses (200/206) started. */
+  metadataRequests: number;
+  /** Per metadata file, keyed `<sceneId>/<safe path>` (like `files`): responses (200/206) started. */
+  metadataFiles: Record<string, number>;
   /** Requests to the catalogue base (`/odata/v1/...`). */
   catalogueRequests: number;
   /** Nodes listings served (`.../Nodes`). */
@@ -74,7 +82,7 @@ export class CounterStore {
       files: {}, products: {}, totals: zero(),
       currentConcurrentDownloads: current, peakConcurrentDownloads: current,
       rejected429: 0, unauthorized401: 0, tokenLogins: 0, tokenRefreshes: 0, tokenFailures: 0,
-      manifestRequests: 0, catalogueRequests: 0, listingRequests: 0, faultsApplied: {}, completedBy: {},
+      manifestRequests: 0, metadataRequests: 0, metadataFiles: {}, catalogueRequests: 0, listingRequests: 0, faultsApplied: {}, completedBy: {},
     };
   }
 
@@ -91,6 +99,13 @@ export class CounterStore {
   /** Increment a scalar counter. */
   bump(name: 'rejected429' | 'unauthorized401' | 'tokenLogins' | 'tokenRefreshes' | 'tokenFailures' | 'manifestRequests' | 'catalogueRequests' | 'listingRequests'): void {
     this.c[name]++;
+  }
+
+  /** A 200 or 206 response of metadata file `path` of product `sceneId` began. */
+  metadataStarted(sceneId: string, path: string): void {
+    this.c.metadataRequests++;
+    const key = `${sceneId}/${path}`;
+    this.c.metadataFiles[key] = (this.c.metadataFiles[key] ?? 0) + 1;
   }
 
   /** A fault was applied (`kind`, or `chaos:<kind>` when chaos rolled it). */

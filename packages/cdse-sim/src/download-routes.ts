@@ -5,11 +5,15 @@
  * - `GET Products(<Id>)/Nodes` and `.../Nodes(<SAFE>)/Nodes(GRANULE)/.../Nodes` list children
  *   (`{"result": [...]}`, see node-tree.ts). No token needed.
  * - `GET .../Nodes(<SAFE>)/Nodes(GRANULE)/Nodes(<granule>)/Nodes(IMG_DATA)[/Nodes(R10m)]/Nodes(<file>)/$value`
- *   streams a band file; `.../Nodes(<SAFE>)/Nodes(manifest.safe)/$value` the manifest. Both need
- *   `Authorization: Bearer <access token>` (401 otherwise). Other files of the SAFE answer 404.
+ *   streams a band file; `.../Nodes(<SAFE>)/Nodes(manifest.safe)/$value` the manifest;
+ *   `.../Nodes(<SAFE>)/Nodes(GRANULE)/Nodes(<granule>)/Nodes(MTD_TL.xml)/$value` and
+ *   `.../Nodes(<SAFE>)/Nodes(MTD_MSIL2A.xml)/$value` (or `MTD_MSIL1C.xml`) the metadata files. All
+ *   need `Authorization: Bearer <access token>` (401 otherwise). Other files of the SAFE answer 404.
  * - Band streams are limited to `maxConcurrentDownloads` at once; the next gets the real 429
  *   `DAT-ZIP-100` body (fixture `zipper_429_max_session_exceeded.txt`) without `Retry-After`.
  *   A slot is held from the first byte until the response closes (finished, cut or abandoned).
+ *   The manifest and the metadata files take a slot only with `manifestCountsAsDownload`; they
+ *   never count in the band counters or the concurrency peak (counters.ts).
  * - `GET Products(<Id>)/$value` (the whole zip) answers 501: the sim serves files only.
  * A product is found by Id when it was looked up before (catalogue, or any Nodes path), or by
  * the SAFE name in the path (whose derived Id must match). The 401/404 `detail` texts are the
@@ -71,25 +75,35 @@ export async function handleDownload(ctx: SimContext, req: IncomingMessage, res:
   if (!node) return sendDetail(res, 404, `Node ${path} not found in ${t.layout.product.safeName}`);
   if (node.children) return sendDetail(res, 400, `Node ${path} is a folder: list it with /Nodes`);
 
-  const isManifest = path === 'manifest.safe';
+  let kind: FileKind;
   let source: ByteSource | undefined;
-  if (isManifest) source = bufferSource((await ctx.catalogue.servedManifest(t.layout)).bytes);
-  else source = ctx.catalogue.bandSource(t.layout, path);
-  if (!source) return sendDetail(res, 404, `cdse-sim does not serve ${path}: only band files (IMG_DATA/**.jp2) and manifest.safe`);
-  await serveFile(ctx, req, res, t.layout, path, source, isManifest);
+  if (path === 'manifest.safe') {
+    kind = 'manifest';
+    source = bufferSource((await ctx.catalogue.servedManifest(t.layout)).bytes);
+  } else {
+    const metadata = ctx.catalogue.metadataBytes(t.layout, path);
+    kind = metadata ? 'metadata' : 'band';
+    source = metadata ? bufferSource(metadata) : ctx.catalogue.bandSource(t.layout, path);
+  }
+  if (!source) return sendDetail(res, 404, `cdse-sim does not serve ${path}: only band files (IMG_DATA/**.jp2), metadata files (MTD_TL.xml, MTD_MSIL*.xml) and manifest.safe`);
+  await serveFile(ctx, req, res, t.layout, path, source, kind);
 }
 
-async function serveFile(ctx: SimContext, req: IncomingMessage, res: ServerResponse, layout: ProductLayout, path: string, source: ByteSource, isManifest: boolean): Promise<void> {
+/** What a served file is: it decides the fault target, the slot and the counters. */
+type FileKind = 'band' | 'manifest' | 'metadata';
+
+async function serveFile(ctx: SimContext, req: IncomingMessage, res: ServerResponse, layout: ProductLayout, path: string, source: ByteSource, kind: FileKind): Promise<void> {
   const head = req.method === 'HEAD';
   const sceneId = layout.product.sceneId;
+  const isBand = kind === 'band';
   // The limit is checked before faults are drawn, so a refused request does not use up a fault.
-  const limited = !head && (!isManifest || ctx.options.manifestCountsAsDownload);
+  const limited = !head && (isBand || ctx.options.manifestCountsAsDownload);
   if (limited && ctx.slotsInUse >= ctx.options.maxConcurrentDownloads) {
     ctx.counters.bump('rejected429');
     ctx.log.info({ sceneId, path, inUse: ctx.slotsInUse }, 'download refused: max sessions');
     return sendJson(res, 429, maxSessionsBody());
   }
-  const fault = head ? undefined : ctx.faults.take({ target: isManifest ? 'manifest' : 'band', sceneId, path, size: source.size });
+  const fault = head ? undefined : ctx.faults.take({ target: kind, sceneId, path, size: source.size });
   if (fault?.kind === 'expireToken') {
     ctx.counters.fault(faultTag(fault));
     ctx.counters.bump('unauthorized401');
@@ -99,13 +113,13 @@ async function serveFile(ctx: SimContext, req: IncomingMessage, res: ServerRespo
   if (answerImmediateFault(ctx, res, fault)) return;
   if (limited) {
     ctx.slotsInUse++;
-    if (!isManifest) ctx.counters.enterDownload();
+    if (isBand) ctx.counters.enterDownload();
     let released = false;
     res.once('close', () => {
       if (released) return;
       released = true;
       ctx.slotsInUse--;
-      if (!isManifest) ctx.counters.leaveDownload();
+      if (isBand) ctx.counters.leaveDownload();
     });
   }
   if (fault) {
@@ -113,7 +127,11 @@ async function serveFile(ctx: SimContext, req: IncomingMessage, res: ServerRespo
     ctx.log.info({ sceneId, path, fault }, 'fault injected');
   }
   const slow = fault?.kind === 'slowBytesPerSecond' ? fault.bytesPerSecond : undefined;
-  const rates = [ctx.options.bytesPerSecond, slow].filter((r): r is number => r !== undefined);
+  // Metadata files have their real size while band sizes are scaled: at `bytesPerSecond / sizeScale`
+  // they take the time, relative to the bands, that they take on CDSE (at sizeScale 0.002 and
+  // 250 kB/s a 0.5 MB MTD_TL.xml would otherwise stream for 2 s, twice a scaled 10 m band).
+  const rate = kind === 'metadata' && ctx.options.bytesPerSecond !== undefined ? ctx.options.bytesPerSecond / ctx.options.sizeScale : ctx.options.bytesPerSecond;
+  const rates = [rate, slow].filter((r): r is number => r !== undefined);
   const outcome = await streamFile(res, {
     source,
     head,
@@ -123,10 +141,14 @@ async function serveFile(ctx: SimContext, req: IncomingMessage, res: ServerRespo
     cutAfterBytes: fault?.kind === 'cutAfterBytes' ? fault.bytes : undefined,
     corruptOffset: fault?.kind === 'corrupt' ? Math.min(fault.offset ?? Math.floor(source.size / 2), source.size - 1) : undefined,
     truncateBytes: fault?.kind === 'truncate' ? (fault.bytes ?? 1) : undefined,
-    onStart: (status) => (isManifest ? ctx.counters.bump('manifestRequests') : ctx.counters.started(sceneId, path, status === 206)),
-    onBytes: (n) => (isManifest ? undefined : ctx.counters.bytes(sceneId, path, n)),
+    onStart: (status) => {
+      if (kind === 'manifest') ctx.counters.bump('manifestRequests');
+      else if (kind === 'metadata') ctx.counters.metadataStarted(sceneId, path);
+      else ctx.counters.started(sceneId, path, status === 206);
+    },
+    onBytes: (n) => (isBand ? ctx.counters.bytes(sceneId, path, n) : undefined),
   });
-  if (!isManifest && outcome.reachesEnd) ctx.counters.completed(sceneId, path, req.headers['user-agent'] ?? '');
+  if (isBand && outcome.reachesEnd) ctx.counters.completed(sceneId, path, req.headers['user-agent'] ?? '');
   ctx.log.debug({ sceneId, path, status: outcome.status, bytes: outcome.bytesSent, finished: outcome.finished, fault: fault?.kind }, 'file served');
 }
 

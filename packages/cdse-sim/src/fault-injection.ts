@@ -10,8 +10,12 @@
  * listed fault matches a band download, seeded chaos may roll one (see {@link ChaosOptions}).
  */
 
-/** Which requests a fault applies to. @defaultValue `band` */
-export type FaultTarget = 'band' | 'manifest' | 'listing' | 'catalogue' | 'token' | 'any';
+/**
+ * Which requests a fault applies to: band file downloads, `manifest.safe`, metadata file
+ * downloads (`MTD_TL.xml`, `MTD_MSIL*.xml`), Nodes listings, catalogue requests, token requests, or
+ * any of them. @defaultValue `band`
+ */
+export type FaultTarget = 'band' | 'manifest' | 'metadata' | 'listing' | 'catalogue' | 'token' | 'any';
 
 /** What a fault does. */
 export type FaultEffect =
@@ -71,12 +75,14 @@ export interface FaultRequest {
   target: Exclude<FaultTarget, 'any'>;
   sceneId?: string;
   path?: string;
-  /** Size in bytes of the file served (band, manifest), for chaos cut offsets. */
+  /** Size in bytes of the file served (band, manifest, metadata), for chaos cut offsets. */
   size?: number;
 }
 
 const KINDS = ['status', 'status429', 'cutAfterBytes', 'slowBytesPerSecond', 'expireToken', 'corrupt', 'truncate'];
-const TARGETS = ['band', 'manifest', 'listing', 'catalogue', 'token', 'any'];
+const TARGETS = ['band', 'manifest', 'metadata', 'listing', 'catalogue', 'token', 'any'];
+/** The targets that are file downloads (stream faults apply to them only). */
+const FILE_TARGETS: ReadonlySet<string> = new Set(['band', 'manifest', 'metadata']);
 const FILE_ONLY = new Set(['cutAfterBytes', 'slowBytesPerSecond', 'expireToken', 'corrupt', 'truncate']);
 
 /** mulberry32: a small, fast, seedable PRNG (uniform in [0, 1)). */
@@ -117,7 +123,7 @@ export function parseFault(input: unknown): Fault {
   if (f.kind === 'corrupt') need(f.offset === undefined || isNum('offset', 0), 'offset must be a number >= 0');
   if (f.kind === 'truncate') need(f.bytes === undefined || isNum('bytes', 1), 'bytes must be a number >= 1');
   const target = (f.target as FaultTarget | undefined) ?? 'band';
-  need(!FILE_ONLY.has(f.kind as string) || ['band', 'manifest', 'any'].includes(target), `${f.kind as string} applies to file downloads only (target band, manifest or any)`);
+  need(!FILE_ONLY.has(f.kind as string) || FILE_TARGETS.has(target) || target === 'any', `${f.kind as string} applies to file downloads only (target band, manifest, metadata or any)`);
   return { ...(f as unknown as Fault), target };
 }
 
@@ -170,7 +176,7 @@ export class FaultInjector {
     for (const f of this.faults) {
       const target = f.target ?? 'band';
       if (target !== 'any' && target !== req.target) continue;
-      if (target === 'any' && FILE_ONLY.has(f.kind) && req.target !== 'band' && req.target !== 'manifest') continue;
+      if (target === 'any' && FILE_ONLY.has(f.kind) && !FILE_TARGETS.has(req.target)) continue;
       if (f.product !== undefined && !(req.sceneId ?? '').includes(f.product.replace(/\.SAFE$/, ''))) continue;
       if (f.file !== undefined && !(req.path ?? '').includes(f.file)) continue;
       if (f.probability !== undefined && this.random() >= f.probability) continue;

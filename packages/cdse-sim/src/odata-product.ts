@@ -6,8 +6,9 @@
  *
  * Values the sim cannot know are derived deterministically from the name: the checksums are of a
  * zip the sim never builds (placeholders of the right form), dates follow the discriminator
- * (generation time), the footprint approximates the tile (tile-footprint.ts), and cloud cover is a
- * stable pseudo-random percentage.
+ * (generation time), the footprint approximates the tile (tile-footprint.ts), and cloud cover is the
+ * one the product's served metadata files state (metadata-identity.ts: a stable pseudo-random
+ * percentage, or the fixture's real value for the fixture's own product).
  */
 import { createHash } from 'node:crypto';
 import type { ProductLayout } from './product-catalogue.js';
@@ -97,7 +98,7 @@ export function odataProduct(layout: ProductLayout, expand: readonly string[] = 
     Footprint: odataFootprint(ring),
     GeoFootprint: geoJsonFootprint(ring),
   };
-  if (expand.includes('Attributes')) entity.Attributes = attributes(layout, Math.round((seed.readUInt32BE(8) / 0xffffffff) * 100 * 1e6) / 1e6);
+  if (expand.includes('Attributes')) entity.Attributes = attributes(layout, layout.identity.cloudCover);
   if (expand.includes('Assets')) entity.Assets = [];
   return entity;
 }

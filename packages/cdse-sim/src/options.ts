@@ -28,8 +28,9 @@ export interface CdseSimOptions {
   /** Band streams allowed at once per sim (CDSE: 4 per account); the next one gets 429 DAT-ZIP-100. @defaultValue 4 */
   maxConcurrentDownloads: number;
   /**
-   * Whether `manifest.safe` downloads also take a download slot (and can get 429). Real CDSE
-   * likely counts every `$value` stream, but a manifest takes milliseconds. @defaultValue false
+   * Whether `manifest.safe` and metadata file (`MTD_TL.xml`, `MTD_MSIL*.xml`) downloads also take a
+   * download slot (and can get 429). Real CDSE likely counts every `$value` stream, but these small
+   * files take milliseconds. @defaultValue false
    */
   manifestCountsAsDownload: boolean;
   /** Answer `Range` with 206; when false, ignore it and send the whole file with 200. @defaultValue true */
@@ -47,7 +48,10 @@ export interface CdseSimOptions {
    * have, so a test can name a missing product without configuring the sim. @defaultValue ['99991231T235959']
    */
   missingDiscriminators: Iterable<string>;
-  /** Per-stream rate limit (CDSE: ~20 MB/s); `undefined` = unlimited. @defaultValue undefined */
+  /**
+   * Per-stream rate limit (CDSE: ~20 MB/s); `undefined` = unlimited. Metadata files, served at
+   * their real size, stream at this rate divided by `sizeScale`. @defaultValue undefined
+   */
   bytesPerSecond: number | undefined;
   /** Seeded random faults from the start (see fault-injection.ts). @defaultValue undefined (off) */
   chaos: ChaosOptions | undefined;

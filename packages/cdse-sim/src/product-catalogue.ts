@@ -1,16 +1,22 @@
 /**
  * The products the sim knows: every valid Sentinel-2 product name (core's `parseProductName`)
  * except the configured unknown ones, each with the layout of its level's fixture manifest
- * (safe-template.ts), synthetic band files (synthetic-bytes.ts) and a served `manifest.safe`.
+ * (safe-template.ts), synthetic band files (synthetic-bytes.ts), real metadata files
+ * (metadata-template.ts) and a served `manifest.safe`.
  *
  * Band files are the `.jp2` files under `IMG_DATA/`; their served size is the fixture's size
  * times `sizeScale` (at least 1 byte) and their served SHA3-256 is that of the synthetic bytes.
- * Other entries keep the fixture's size and checksum (the sim does not serve their bytes).
- * The SHA3 of ~1 GB of band bytes takes seconds, so it is computed on the first request for the
- * product's manifest, once (concurrent requests share the computation), and kept in memory.
+ * Metadata files are the granule's `MTD_TL.xml` and the product's `MTD_MSIL1C.xml` /
+ * `MTD_MSIL2A.xml`, rendered for the product from the real fixture files; the manifest lists their
+ * rendered size and SHA3-256. Other entries keep the fixture's size and checksum (the sim does not
+ * serve their bytes). The SHA3 of ~1 GB of band bytes takes seconds, so it is computed on the
+ * first request for the product's manifest, once (concurrent requests share the computation), and
+ * kept in memory. Metadata bytes (~0.6 MB per product) are rendered when asked for, not kept.
  */
 import { createHash } from 'node:crypto';
 import { parseProductName, type ProductLevel, type SafeFile, type SentinelProduct } from '@scenecache/core';
+import { metadataIdentityOf, type MetadataIdentity } from './metadata-identity.js';
+import { metadataKindOf, type MetadataKind, type MetadataTemplates } from './metadata-template.js';
 import { buildTree, type TreeNode } from './node-tree.js';
 import { renderSafeManifest, type SafeTemplate } from './safe-template.js';
 import { sha3OfSource, syntheticSource, type ByteSource } from './synthetic-bytes.js';
@@ -20,10 +26,12 @@ import { gmlCoordinates, tileFootprint } from './tile-footprint.js';
 export interface LayoutFile {
   /** SAFE-relative path without `./`. */
   readonly path: string;
-  /** Served size in bytes (band files: scaled; other files: the fixture's). */
+  /** Served size in bytes (band files: scaled; metadata files: rendered; other files: the fixture's). */
   readonly size: number;
   /** Whether this is a band file (`IMG_DATA/**.jp2`), served with synthetic bytes. */
   readonly isBand: boolean;
+  /** Which metadata file this is (`GRANULE/<granule>/MTD_TL.xml`, `MTD_MSIL*.xml`), served rendered; undefined for others. */
+  readonly metadata: MetadataKind | undefined;
 }
 
 /** A product's identity and layout (no checksums: those need hashing, see {@link ServedManifest}). */
@@ -41,14 +49,18 @@ export interface ProductLayout {
   readonly tree: TreeNode;
   /** The manifest with the product's identity, fixture sizes and checksums (internal). */
   readonly renderedXml: string;
+  /** What the product's metadata files state (tile grid, cloud cover, ids); the catalogue's `cloudCover` too. */
+  readonly identity: MetadataIdentity;
 }
 
-/** The served `manifest.safe` and the band files it describes. */
+/** The served `manifest.safe` and the band and metadata files it describes. */
 export interface ServedManifest {
   /** The exact bytes served at `Nodes(manifest.safe)/$value` (UTF-8 XML). */
   readonly bytes: Buffer;
   /** Band files with their served size and synthetic SHA3-256 (lower-case, as core parses it). */
   readonly bandFiles: readonly SafeFile[];
+  /** Metadata files with their served size and SHA3-256 (lower-case), in manifest order. */
+  readonly metadataFiles: readonly SafeFile[];
 }
 
 /** Options of {@link ProductCatalogue}. */
@@ -105,6 +117,7 @@ export class ProductCatalogue {
 
   constructor(
     private readonly templates: Readonly<Record<ProductLevel, SafeTemplate>>,
+    private readonly metadataTemplates: Readonly<Record<ProductLevel, MetadataTemplates>>,
     private readonly options: ProductCatalogueOptions,
   ) {
     this.unknown = new Set([...options.unknownProducts].map((n) => n.replace(/\.SAFE$/, '')));
@@ -141,6 +154,15 @@ export class ProductCatalogue {
     return f?.isBand ? syntheticSource(layout.product.sceneId, f.path, f.size) : undefined;
   }
 
+  /**
+   * The served bytes of metadata file `path` of `layout` (rendered now, ~1 ms), or `undefined`
+   * when `path` is not one of its metadata files.
+   */
+  metadataBytes(layout: ProductLayout, path: string): Buffer | undefined {
+    const kind = layout.files.find((x) => x.path === path)?.metadata;
+    return kind === undefined ? undefined : this.metadataTemplates[layout.product.level][kind].render(layout.identity);
+  }
+
   /** The served manifest of `layout`: hashes every band file the first time (seconds at sizeScale 1). */
   servedManifest(layout: ProductLayout): Promise<ServedManifest> {
     const key = layout.product.sceneId;
@@ -163,19 +185,31 @@ export class ProductCatalogue {
   private async computeManifest(layout: ProductLayout): Promise<ServedManifest> {
     const values = new Map<string, { size: number; sha3: string }>();
     const bandFiles: SafeFile[] = [];
+    const metadataFiles: SafeFile[] = [];
     for (const f of layout.files) {
-      if (!f.isBand) continue;
-      const sha3 = await sha3OfSource(syntheticSource(layout.product.sceneId, f.path, f.size), this.closing.signal);
+      let sha3: string;
+      if (f.isBand) {
+        sha3 = await sha3OfSource(syntheticSource(layout.product.sceneId, f.path, f.size), this.closing.signal);
+        bandFiles.push(Object.freeze({ path: f.path, size: f.size, sha3_256: sha3 }));
+      } else if (f.metadata !== undefined) {
+        const bytes = this.metadataBytes(layout, f.path)!;
+        if (bytes.length !== f.size) throw new Error(`cdse-sim: ${f.path} of ${layout.product.sceneId} rendered ${bytes.length} bytes, not the ${f.size} its layout says`);
+        sha3 = createHash('sha3-256').update(bytes).digest('hex');
+        metadataFiles.push(Object.freeze({ path: f.path, size: f.size, sha3_256: sha3 }));
+      } else {
+        continue;
+      }
       values.set(f.path, { size: f.size, sha3 });
-      bandFiles.push(Object.freeze({ path: f.path, size: f.size, sha3_256: sha3 }));
     }
     const bytes = Buffer.from(rewriteEntries(layout.renderedXml, values), 'utf8');
     if (bytes.length !== layout.manifestSize) throw new Error(`cdse-sim: manifest size of ${layout.product.sceneId} changed while hashing`);
-    return Object.freeze({ bytes, bandFiles: Object.freeze(bandFiles) });
+    return Object.freeze({ bytes, bandFiles: Object.freeze(bandFiles), metadataFiles: Object.freeze(metadataFiles) });
   }
 
   private build(product: SentinelProduct): ProductLayout {
     const template = this.templates[product.level];
+    const metadata = this.metadataTemplates[product.level];
+    const identity = metadataIdentityOf(product, template, metadata.source);
     const renderedXml = renderSafeManifest(product, template).replace(
       /(<gml:coordinates>)[^<]*(<\/gml:coordinates>)/,
       `$1${gmlCoordinates(tileFootprint(product.tile))}$2`,
@@ -187,14 +221,19 @@ export class ProductCatalogue {
       const size = SIZE_RE.exec(m[0])?.[2];
       if (path === undefined || size === undefined) continue;
       const isBand = BAND_PATH_RE.test(path);
-      const served = isBand ? Math.max(1, Math.round(Number(size) * this.options.sizeScale)) : Number(size);
-      files.push(Object.freeze({ path, size: served, isBand }));
+      const kind = isBand ? undefined : metadataKindOf(path);
+      const served = isBand
+        ? Math.max(1, Math.round(Number(size) * this.options.sizeScale))
+        : kind !== undefined
+          ? metadata[kind].byteSize(identity)
+          : Number(size);
+      files.push(Object.freeze({ path, size: served, isBand, metadata: kind }));
       // Hex digests have a fixed length, so a placeholder digest gives the served manifest's exact size.
-      if (isBand) placeholders.set(path, { size: served, sha3: '0'.repeat(64) });
+      if (isBand || kind !== undefined) placeholders.set(path, { size: served, sha3: '0'.repeat(64) });
     }
     const manifestSize = Buffer.byteLength(rewriteEntries(renderedXml, placeholders), 'utf8');
     const tree = buildTree(product.safeName, [...files, { path: 'manifest.safe', size: manifestSize }]);
     const contentLength = files.reduce((s, f) => s + f.size, manifestSize);
-    return Object.freeze({ product, id: productIdOf(product.safeName), files: Object.freeze(files), manifestSize, contentLength, tree, renderedXml });
+    return Object.freeze({ product, id: productIdOf(product.safeName), files: Object.freeze(files), manifestSize, contentLength, tree, renderedXml, identity });
   }
 }

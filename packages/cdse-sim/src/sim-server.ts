@@ -8,6 +8,7 @@
  * | download.dataspace.copernicus.eu/odata/v1    | `{url}/download/odata/v1`                                 |
  * | (the sim's own control API)                  | `{url}/__sim/...`                                         |
  */
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,10 +20,12 @@ import { CounterStore, fileDownloads, type DownloadCounter, type SimCounters } f
 import { handleDownload } from './download-routes.js';
 import { FaultInjector, type ActiveFault, type ChaosOptions, type Fault } from './fault-injection.js';
 import { sendDetail } from './http-util.js';
+import { loadMetadataTemplates, type MetadataKind } from './metadata-template.js';
 import { resolveOptions, type CdseSimOptions, type SimContext } from './options.js';
 import { ProductCatalogue, type ProductLayout } from './product-catalogue.js';
 import { loadSafeTemplates } from './safe-template.js';
 import { sourceStream } from './synthetic-bytes.js';
+import type { TileGridParams } from './tile-grid.js';
 import { handleToken, TOKEN_PATH } from './token-routes.js';
 import { TokenService } from './token-service.js';
 
@@ -44,6 +47,35 @@ const ADMIN_PREFIX = '/__sim';
 export function cdseSimUrls(baseUrl: string): CdseSimUrls {
   const base = baseUrl.replace(/\/+$/, '');
   return { tokenUrl: `${base}${TOKEN_PATH}`, catalogueUrl: `${base}${CATALOGUE_PREFIX}`, downloadUrl: `${base}${DOWNLOAD_PREFIX}` };
+}
+
+/** One metadata file of a product as the sim serves it (no faults). */
+export interface ServedMetadataFile {
+  /** SAFE-relative path: `GRANULE/<granule>/MTD_TL.xml`, `MTD_MSIL1C.xml` or `MTD_MSIL2A.xml`. */
+  readonly path: string;
+  /** The exact bytes served (UTF-8 XML). */
+  readonly bytes: Buffer;
+  /** Size in bytes, as the served manifest lists it. */
+  readonly size: number;
+  /** SHA3-256 of `bytes`, lower-case hex (the manifest writes it upper-case). */
+  readonly sha3_256: string;
+}
+
+/**
+ * What a product's served metadata files state, for tests to assert on what a client parsed
+ * (core's `parseTileMetadata` / `parseProductLevelMetadata`) and stored.
+ */
+export interface ServedProductMetadata {
+  /** SAFE-relative paths of the two files, as core's `GranuleMetadata.sources`. */
+  readonly sources: { readonly tile: string; readonly product: string };
+  /** `HORIZONTAL_CS_CODE` as a number, e.g. 32701 (= `grid.epsg`). */
+  readonly epsg: number;
+  /** The tile's CRS and its 10/20/60 m grids (`Tile_Geocoding`), in core's `TileGrid` shape. */
+  readonly grid: TileGridParams;
+  /** `Cloud_Coverage_Assessment` = `CLOUDY_PIXEL_PERCENTAGE` = the catalogue's `cloudCover`, percent. */
+  readonly cloudCover: number;
+  /** `PROCESSING_BASELINE`, e.g. `05.10` for a name's `N0510`. */
+  readonly processingBaseline: string;
 }
 
 /** A running sim. */
@@ -80,8 +112,26 @@ export interface CdseSim {
    */
   productFiles(name: string): Promise<SafeFile[]>;
   /**
-   * The exact bytes served for `path` (a band file's SAFE-relative path, or `manifest.safe`),
-   * without faults: for byte-identity checks.
+   * The metadata files of product `name` (`MTD_TL.xml`, `MTD_MSIL*.xml`) as its served manifest
+   * lists them (path, served size, lower-case SHA3-256). Hashes the product's bands on first use.
+   * @throws ValidationError for an invalid name; Error when the product is configured unknown.
+   */
+  metadataFiles(name: string): Promise<SafeFile[]>;
+  /**
+   * The served bytes of product `name`'s tile (`MTD_TL.xml`) or product (`MTD_MSIL*.xml`)
+   * metadata file, rendered from the fixtures for the product, with its path, size and SHA3-256.
+   * @throws ValidationError for an invalid name; Error when the product is configured unknown.
+   */
+  metadataFile(name: string, kind: MetadataKind): ServedMetadataFile;
+  /**
+   * What product `name`'s metadata files state: the tile's EPSG code and grids (ULX/ULY per
+   * resolution), cloud cover and processing baseline, and the files' paths.
+   * @throws ValidationError for an invalid name; Error when the product is configured unknown.
+   */
+  productMetadata(name: string): ServedProductMetadata;
+  /**
+   * The exact bytes served for `path` (a band file's or a metadata file's SAFE-relative path, or
+   * `manifest.safe`), without faults: for byte-identity checks.
    * @throws ValidationError for an invalid name; Error for an unknown product or a path the sim does not serve.
    */
   fileBytes(name: string, path: string): Readable;
@@ -97,7 +147,8 @@ export interface CdseSim {
 export async function startCdseSim(options: Partial<CdseSimOptions> = {}): Promise<CdseSim> {
   const opts = resolveOptions(options);
   const log = opts.logger ?? createLogger('cdse-sim', opts.logLevel);
-  const catalogue = new ProductCatalogue(await loadSafeTemplates(opts.fixturesDir), opts);
+  const [safeTemplates, metadataTemplates] = await Promise.all([loadSafeTemplates(opts.fixturesDir), loadMetadataTemplates(opts.fixturesDir)]);
+  const catalogue = new ProductCatalogue(safeTemplates, metadataTemplates, opts);
   let url = '';
   const ctx: SimContext = {
     options: opts,
@@ -125,6 +176,11 @@ export async function startCdseSim(options: Partial<CdseSimOptions> = {}): Promi
     if (!layout) throw new Error(`cdse-sim: product ${product.sceneId} is configured unknown`);
     return layout;
   };
+  const metadataPath = (layout: ProductLayout, kind: MetadataKind): string => {
+    const f = layout.files.find((x) => x.metadata === kind);
+    if (!f) throw new Error(`cdse-sim: the manifest of ${layout.product.sceneId} lists no ${kind} metadata file`);
+    return f.path;
+  };
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -139,6 +195,18 @@ export async function startCdseSim(options: Partial<CdseSimOptions> = {}): Promi
     setChaos: (c) => ctx.faults.setChaos(c),
     productId: (name) => known(name).id,
     productFiles: async (name) => [...(await catalogue.servedManifest(known(name))).bandFiles],
+    metadataFiles: async (name) => [...(await catalogue.servedManifest(known(name))).metadataFiles],
+    metadataFile: (name, kind) => {
+      const layout = known(name);
+      const path = metadataPath(layout, kind);
+      const bytes = catalogue.metadataBytes(layout, path)!;
+      return { path, bytes, size: bytes.length, sha3_256: createHash('sha3-256').update(bytes).digest('hex') };
+    },
+    productMetadata: (name) => {
+      const layout = known(name);
+      const { grid, cloudCover, baseline } = layout.identity;
+      return { sources: { tile: metadataPath(layout, 'tile'), product: metadataPath(layout, 'product') }, epsg: grid.epsg, grid, cloudCover, processingBaseline: baseline };
+    },
     fileBytes: (name, path) => {
       const layout = known(name);
       if (path === 'manifest.safe') {
@@ -146,8 +214,10 @@ export async function startCdseSim(options: Partial<CdseSimOptions> = {}): Promi
           yield (await catalogue.servedManifest(layout)).bytes;
         })());
       }
+      const metadata = catalogue.metadataBytes(layout, path);
+      if (metadata) return Readable.from([metadata]);
       const source = catalogue.bandSource(layout, path);
-      if (!source) throw new Error(`cdse-sim: ${path} is not a band file of ${layout.product.sceneId}`);
+      if (!source) throw new Error(`cdse-sim: ${path} is not a band or metadata file of ${layout.product.sceneId}`);
       return sourceStream(source);
     },
     close: () =>

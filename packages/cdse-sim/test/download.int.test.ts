@@ -78,8 +78,8 @@ describe('file downloads', () => {
     expect(sim.counters()).toMatchObject({ unauthorized401: 3, totals: { started: 0 } });
   });
 
-  it('non-band files and folders are not served; unknown files are 404', async () => {
-    expect((await getFile(nodeUrl(sim, L2A, 'MTD_MSIL2A.xml'), token)).status).toBe(404);
+  it('non-band files other than the metadata files, and folders, are not served; unknown files are 404', async () => {
+    expect((await getFile(nodeUrl(sim, L2A, 'INSPIRE.xml'), token)).status).toBe(404);
     expect((await getFile(nodeUrl(sim, L2A, 'GRANULE'), token)).status).toBe(400);
     const res = await getFile(nodeUrl(sim, L2A, 'GRANULE/nope.jp2'), token);
     expect(res.status).toBe(404);

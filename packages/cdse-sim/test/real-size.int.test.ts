@@ -30,8 +30,9 @@ describe('a real-size L1C product', () => {
       expect(b.size).toBeGreaterThanOrEqual(118e6);
       expect(b.size).toBeLessThanOrEqual(136e6);
     }
-    // Non-band entries keep the real size and checksum.
-    expect(files.find((f) => f.path === 'MTD_MSIL1C.xml')).toEqual(realFiles.find((f) => f.path === 'MTD_MSIL1C.xml'));
+    // Non-band entries the sim does not serve keep the real size and checksum; metadata files are the ones served.
+    expect(files.find((f) => f.path === 'INSPIRE.xml')).toEqual(realFiles.find((f) => f.path === 'INSPIRE.xml'));
+    expect(files.filter((f) => /MTD_(TL|MSIL1C)\.xml$/.test(f.path))).toEqual(await sim.metadataFiles(L1C));
     const total = bands.reduce((s, b) => s + b.size, 0);
     console.log(`SHA3-256 of ${(total / 1e6).toFixed(0)} MB of L1C band files: ${ms} ms`);
     expect(ms).toBeLessThan(30_000);
