@@ -573,6 +573,19 @@ describe('bad input', () => {
   });
 });
 
+describe('signing needs the object store', () => {
+  it('?sign=true on an API built without a store is 503 service_unavailable; unsigned hrefs still work', async () => {
+    const bare = await startTestApi({ env: { ADMIN_API_KEY } });
+    try {
+      const signed = await bare.request('GET', '/stac/v1/search?sign=true', { headers: admin });
+      expect({ status: signed.status, code: (signed.body.error as { code?: string } | undefined)?.code }).toEqual({ status: 503, code: 'service_unavailable' });
+      expect((await bare.request('GET', '/stac/v1/search', { headers: admin })).status).toBe(200);
+    } finally {
+      await bare.close();
+    }
+  });
+});
+
 describe('OpenAPI', () => {
   it('documents the STAC routes under the STAC tag, with bearerAuth and GeoJSON replies', async () => {
     type Operation = { tags: string[]; security: unknown; responses: Record<string, { content: Record<string, unknown> }> };
