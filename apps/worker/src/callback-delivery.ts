@@ -170,6 +170,26 @@ export function createCallbackProcessor(deps: Pick<CallbackDeliveryDeps, 'settin
 }
 
 /**
+ * One sweep: enqueue the deliveries claimed (`pending`) on rows of jobs that ended between
+ * {@link CALLBACK_SWEEP_LOOKBACK_MS} and {@link CALLBACK_SWEEP_GRACE_MS} ago whose BullMQ job does
+ * not exist (at most 500 a sweep). Several workers may sweep at once: the add is keyed by the job id.
+ *
+ * @param now - Unix ms. @defaultValue the clock
+ * @returns deliveries enqueued.
+ */
+export async function sweepLostCallbacks(deps: Pick<CallbackDeliveryDeps, 'db' | 'logger' | 'callbackQueue' | 'announcer'>, now = Date.now()): Promise<number> {
+  const rows = await findPendingCallbacks(deps.db, { finishedAfter: new Date(now - CALLBACK_SWEEP_LOOKBACK_MS), finishedBefore: new Date(now - CALLBACK_SWEEP_GRACE_MS) });
+  let requeued = 0;
+  for (const row of rows) {
+    if (await Job.fromId(deps.callbackQueue, row.id)) continue;
+    await deps.announcer.enqueueDelivery(row);
+    requeued++;
+    deps.logger.warn({ jobId: row.id }, 'completion callback was never enqueued: enqueued by the sweep');
+  }
+  return requeued;
+}
+
+/**
  * Start delivering callbacks: a BullMQ Worker on `CALLBACK_QUEUE` (`CALLBACK_CONCURRENCY` at once,
  * on a connection of its own) and the periodic sweep of lost deliveries.
  */
@@ -184,18 +204,7 @@ export function startCallbackDelivery(deps: CallbackDeliveryDeps): CallbackDeliv
   });
   worker.on('error', (err) => logger.error({ err }, 'callback worker error'));
 
-  const sweep = async (): Promise<number> => {
-    const now = Date.now();
-    const rows = await findPendingCallbacks(db, { finishedAfter: new Date(now - CALLBACK_SWEEP_LOOKBACK_MS), finishedBefore: new Date(now - CALLBACK_SWEEP_GRACE_MS) });
-    let requeued = 0;
-    for (const row of rows) {
-      if (await Job.fromId(callbackQueue, row.id)) continue;
-      await announcer.enqueueDelivery(row);
-      requeued++;
-      logger.warn({ jobId: row.id }, 'completion callback was never enqueued: enqueued by the sweep');
-    }
-    return requeued;
-  };
+  const sweep = () => sweepLostCallbacks({ db, logger, callbackQueue, announcer });
   const timer = setInterval(() => {
     sweep().catch((err: unknown) => logger.warn({ err }, 'callback sweep failed; the next one tries again'));
   }, CALLBACK_SWEEP_INTERVAL_MS);
