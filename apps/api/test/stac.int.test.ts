@@ -470,6 +470,9 @@ describe('search', () => {
     // West > east: 179°E to 179°W.
     expect(await search('bbox=179,-18,-179,-16')).toEqual([REAL]);
     expect(await search('bbox=-179.8,-17,-179.75,-16.5')).toEqual([REAL]);
+    // The footprint's stored box spans -180…180 (split at the antimeridian): its parts decide.
+    expect(await search('bbox=0,-17,1,-16')).toEqual([]);
+    expect(await search('bbox=179.5,-17,179.9,-16.5')).toEqual([REAL]);
     // With heights (6 numbers).
     expect(await search('bbox=9,46,0,9.5,46.5,100')).toEqual([P1]);
     expect(ids(await post({ bbox: [12.5, 48.5, 20, 60] }))).toEqual([P3]);

@@ -19,7 +19,9 @@
  * Order: `sensed_at` descending, then `scene_id` descending (index `upstream_products_sensed_at_idx`
  * on `(sensed_at, scene_id)`, read backwards); pages continue after the last row's pair (keyset),
  * so a row added or removed between pages never shifts another. `bbox` filters use the GiST index
- * `upstream_products_bbox_idx` (`box(point(w, s), point(e, n)) &&`, overlap, edges included).
+ * `upstream_products_bbox_idx` (`box(point(w, s), point(e, n)) &&`, overlap, edges included); a
+ * footprint split at the antimeridian is matched by the boxes of its parts, not by its stored box
+ * (which spans -180…180).
  */
 import { sql, type RawBuilder } from 'kysely';
 import { findBandFile, resolveBand, ValidationError, type GranuleMetadata, type ProductLevel, type SafeFile } from '@scenecache/core';
@@ -156,16 +158,35 @@ function viewSource(view: StacView): { columns: RawBuilder<unknown>; from: RawBu
   };
 }
 
+/**
+ * `SELECT 1` for each polygon of `u.footprint` (a Polygon, or each part of a MultiPolygon) whose
+ * outer ring's box overlaps `query`. The stored box of a footprint that crosses the antimeridian
+ * (split into parts at ±180°, RFC 7946 §3.1.9) spans -180…180 and overlaps every query box of its
+ * latitudes; its parts' boxes do not. Evaluated only for such rows (a few; after the GiST filter).
+ */
+function polygonBoxes(query: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`SELECT 1
+    FROM jsonb_array_elements(CASE WHEN u.footprint->>'type' = 'MultiPolygon' THEN u.footprint->'coordinates' ELSE jsonb_build_array(u.footprint->'coordinates') END) AS part(polygon)
+    CROSS JOIN LATERAL (
+      SELECT min((p->>0)::float8) AS w, min((p->>1)::float8) AS s, max((p->>0)::float8) AS e, max((p->>1)::float8) AS n
+      FROM jsonb_array_elements(part.polygon->0) AS ring(p)
+    ) AS b
+    WHERE box(point(b.w, b.s), point(b.e, b.n)) && ${query}`;
+}
+
 /** The filter's conditions, each starting with `AND`. */
 function filterConditions(filter: StacProductFilter): RawBuilder<unknown>[] {
   const where: RawBuilder<unknown>[] = [];
   if (filter.levels !== undefined) where.push(sql`AND u.scene_id LIKE ANY(${levelPatterns(filter.levels)}::text[])`);
   if (filter.ids !== undefined) where.push(sql`AND u.scene_id = ANY(${[...filter.ids]}::text[])`);
   if (filter.boxes !== undefined) {
-    // The expression of the GiST index upstream_products_bbox_idx, and its predicate.
-    const overlaps = filter.boxes.map(
-      ([w, s, e, n]) => sql`box(point(u.bbox_west, u.bbox_south), point(u.bbox_east, u.bbox_north)) && box(point(${w}::float8, ${s}::float8), point(${e}::float8, ${n}::float8))`,
-    );
+    const overlaps = filter.boxes.map(([w, s, e, n]) => {
+      const query = sql`box(point(${w}::float8, ${s}::float8), point(${e}::float8, ${n}::float8))`;
+      // The expression of the GiST index upstream_products_bbox_idx; then, for a footprint split
+      // at the antimeridian (its stored box spans the globe's width), the box of each polygon.
+      return sql`(box(point(u.bbox_west, u.bbox_south), point(u.bbox_east, u.bbox_north)) && ${query}
+        AND (u.bbox_east - u.bbox_west <= 180 OR EXISTS (${polygonBoxes(query)})))`;
+    });
     where.push(sql`AND u.bbox_west IS NOT NULL AND (${sql.join(overlaps, sql` OR `)})`);
   }
   if (filter.start !== undefined) where.push(sql`AND u.sensed_at >= ${filter.start}::timestamptz`);
