@@ -56,6 +56,144 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/stac/v1": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * STAC API landing page (a STAC Catalog with conformsTo)
+         * @description Links to the conformance classes, the collections, item search (GET and POST) and the OpenAPI document. An admin key sees the global cache, a tenant key its own bucket.
+         */
+        get: operations["getStacLandingPage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stac/v1/collections": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The STAC collections: sentinel-2-l1c and sentinel-2-l2a
+         * @description Each collection's extent is that of the products the caller's view holds (the whole globe and an open interval while it holds none).
+         */
+        get: operations["listStacCollections"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stac/v1/collections/{collectionId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One STAC collection, with the extent of what the caller sees */
+        get: operations["getStacCollection"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stac/v1/collections/{collectionId}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A collection's items, newest first, paged by `next` links
+         * @description Items of the caller's view sorted by `datetime` descending, then id; `next` carries a keyset token (pages never shift when items are added).
+         */
+        get: operations["listStacCollectionItems"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stac/v1/collections/{collectionId}/items/{itemId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One STAC item: a cached product, one asset per band file
+         * @description 404 when the product is not in the collection or not in the caller's view (a tenant sees only the products in its bucket).
+         */
+        get: operations["getStacItem"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stac/v1/conformance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** STAC API conformance classes */
+        get: operations["getStacConformance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stac/v1/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * STAC item search (GET): bbox, datetime, ids, collections, paged by `next` links
+         * @description Items of the caller's view matching every given filter, newest `datetime` first. Unknown parameters (e.g. `intersects`, `sortby`, `filter`) are refused with 400.
+         */
+        get: operations["searchStacItemsGet"];
+        put?: never;
+        /**
+         * STAC item search (POST, JSON body): bbox, datetime, ids, collections, paged by `next` links
+         * @description As `GET /search`, with arrays for `bbox`, `ids` and `collections`. The `next` link is a POST of the same body with `token` set (`merge: false`). `sign` stays a query parameter.
+         */
+        post: operations["searchStacItemsPost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/cache/cleanup": {
         parameters: {
             query?: never;
@@ -418,6 +556,1355 @@ export interface operations {
                         /** @enum {string} */
                         status: "ok" | "failing" | "shutting_down";
                     };
+                };
+            };
+        };
+    };
+    getStacLandingPage: {
+        parameters: {
+            query?: {
+                /** @description `true`: asset hrefs are presigned HTTPS GET URLs of the objects (valid STAC_SIGNED_URL_TTL_SECONDS), and every link keeps `sign=true`; otherwise `s3://bucket/key`. */
+                sign?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        conformsTo: string[];
+                        description: string;
+                        id: string;
+                        links: ({
+                            body?: {
+                                [key: string]: unknown;
+                            };
+                            href: string;
+                            merge?: boolean;
+                            method?: string;
+                            rel: string;
+                            title?: string;
+                            type?: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        stac_extensions: string[];
+                        stac_version: string;
+                        title: string;
+                        /** @enum {string} */
+                        type: "Catalog";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listStacCollections: {
+        parameters: {
+            query?: {
+                /** @description `true`: asset hrefs are presigned HTTPS GET URLs of the objects (valid STAC_SIGNED_URL_TTL_SECONDS), and every link keeps `sign=true`; otherwise `s3://bucket/key`. */
+                sign?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        collections: ({
+                            description: string;
+                            extent: {
+                                spatial: {
+                                    bbox: number[][];
+                                };
+                                temporal: {
+                                    interval: (string | null)[][];
+                                };
+                            };
+                            id: string;
+                            license: string;
+                            links: ({
+                                body?: {
+                                    [key: string]: unknown;
+                                };
+                                href: string;
+                                merge?: boolean;
+                                method?: string;
+                                rel: string;
+                                title?: string;
+                                type?: string;
+                            } & {
+                                [key: string]: unknown;
+                            })[];
+                            stac_extensions: string[];
+                            stac_version: string;
+                            title: string;
+                            /** @enum {string} */
+                            type: "Collection";
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        links: ({
+                            body?: {
+                                [key: string]: unknown;
+                            };
+                            href: string;
+                            merge?: boolean;
+                            method?: string;
+                            rel: string;
+                            title?: string;
+                            type?: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                    };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStacCollection: {
+        parameters: {
+            query?: {
+                /** @description `true`: asset hrefs are presigned HTTPS GET URLs of the objects (valid STAC_SIGNED_URL_TTL_SECONDS), and every link keeps `sign=true`; otherwise `s3://bucket/key`. */
+                sign?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                collectionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        description: string;
+                        extent: {
+                            spatial: {
+                                bbox: number[][];
+                            };
+                            temporal: {
+                                interval: (string | null)[][];
+                            };
+                        };
+                        id: string;
+                        license: string;
+                        links: ({
+                            body?: {
+                                [key: string]: unknown;
+                            };
+                            href: string;
+                            merge?: boolean;
+                            method?: string;
+                            rel: string;
+                            title?: string;
+                            type?: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        stac_extensions: string[];
+                        stac_version: string;
+                        title: string;
+                        /** @enum {string} */
+                        type: "Collection";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not visible to this API key); `expired`: a job deleted by retention (DOWNLOAD_JOBS_RETENTION_DAYS) */
+            404: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    listStacCollectionItems: {
+        parameters: {
+            query?: {
+                /** @description `west,south,east,north` (or 6 numbers with heights), degrees WGS84; west > east crosses the antimeridian. Items whose bbox overlaps it (edges included). */
+                bbox?: string;
+                /** @description RFC 3339 date-time (`2024-03-24T10:16:49Z`), or an interval `start/end` with one end open at most (`..` or empty): items whose `datetime` is that instant or within the closed interval. */
+                datetime?: string;
+                /** @description Items per page, 1–10000 (default 10); pages hold at most 1000 items, with a `next` link while more match. */
+                limit?: number;
+                /** @description `true`: asset hrefs are presigned HTTPS GET URLs of the objects (valid STAC_SIGNED_URL_TTL_SECONDS), and every link keeps `sign=true`; otherwise `s3://bucket/key`. */
+                sign?: "true" | "false";
+                /** @description Paging token of a `next` link. */
+                token?: string;
+            };
+            header?: never;
+            path: {
+                collectionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/geo+json": {
+                        features: ({
+                            /** @description One asset per band file, keyed by band id (`B04`, `B04_20m`, `SCL`). */
+                            assets: {
+                                [key: string]: {
+                                    /** @description STAC 1.1 bands: name, eo:common_name, eo:center_wavelength and eo:full_width_half_max (µm). */
+                                    bands?: ({
+                                        name: string;
+                                    } & {
+                                        [key: string]: unknown;
+                                    })[];
+                                    /** @description Multihash of the SHA3-256: `1620` + 64 lower-case hex digits. */
+                                    "file:checksum"?: string;
+                                    /** @description Bytes. */
+                                    "file:size"?: number;
+                                    gsd?: number;
+                                    /** @description `s3://bucket/key`, or with `?sign=true` a presigned HTTPS URL. */
+                                    href: string;
+                                    /** @description `[minx, miny, maxx, maxy]` in the tile CRS, metres. */
+                                    "proj:bbox"?: number[];
+                                    "proj:epsg"?: number;
+                                    /** @description `[rows, columns]` of the band grid. */
+                                    "proj:shape"?: number[];
+                                    /** @description `[xres, 0, ulx, 0, -yres, uly]` (GDAL order), metres. */
+                                    "proj:transform"?: number[];
+                                    roles: string[];
+                                    title?: string;
+                                    type: string;
+                                } & {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            bbox?: number[];
+                            collection: string;
+                            /** @description The product footprint (WGS84); null when the catalogue gave none. */
+                            geometry: ({
+                                coordinates: unknown;
+                                type: string;
+                            } & {
+                                [key: string]: unknown;
+                            }) | null;
+                            /** @description The product name without .SAFE. */
+                            id: string;
+                            links: ({
+                                body?: {
+                                    [key: string]: unknown;
+                                };
+                                href: string;
+                                merge?: boolean;
+                                method?: string;
+                                rel: string;
+                                title?: string;
+                                type?: string;
+                            } & {
+                                [key: string]: unknown;
+                            })[];
+                            properties: {
+                                datetime: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            stac_extensions: string[];
+                            stac_version: string;
+                            /** @enum {string} */
+                            type: "Feature";
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /** @description `self`, `root`, and `next` while more items match. */
+                        links: ({
+                            body?: {
+                                [key: string]: unknown;
+                            };
+                            href: string;
+                            merge?: boolean;
+                            method?: string;
+                            rel: string;
+                            title?: string;
+                            type?: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        numberReturned: number;
+                        /** @enum {string} */
+                        type: "FeatureCollection";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not visible to this API key); `expired`: a job deleted by retention (DOWNLOAD_JOBS_RETENTION_DAYS) */
+            404: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStacItem: {
+        parameters: {
+            query?: {
+                /** @description `true`: asset hrefs are presigned HTTPS GET URLs of the objects (valid STAC_SIGNED_URL_TTL_SECONDS), and every link keeps `sign=true`; otherwise `s3://bucket/key`. */
+                sign?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                collectionId: string;
+                itemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/geo+json": {
+                        /** @description One asset per band file, keyed by band id (`B04`, `B04_20m`, `SCL`). */
+                        assets: {
+                            [key: string]: {
+                                /** @description STAC 1.1 bands: name, eo:common_name, eo:center_wavelength and eo:full_width_half_max (µm). */
+                                bands?: ({
+                                    name: string;
+                                } & {
+                                    [key: string]: unknown;
+                                })[];
+                                /** @description Multihash of the SHA3-256: `1620` + 64 lower-case hex digits. */
+                                "file:checksum"?: string;
+                                /** @description Bytes. */
+                                "file:size"?: number;
+                                gsd?: number;
+                                /** @description `s3://bucket/key`, or with `?sign=true` a presigned HTTPS URL. */
+                                href: string;
+                                /** @description `[minx, miny, maxx, maxy]` in the tile CRS, metres. */
+                                "proj:bbox"?: number[];
+                                "proj:epsg"?: number;
+                                /** @description `[rows, columns]` of the band grid. */
+                                "proj:shape"?: number[];
+                                /** @description `[xres, 0, ulx, 0, -yres, uly]` (GDAL order), metres. */
+                                "proj:transform"?: number[];
+                                roles: string[];
+                                title?: string;
+                                type: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                        };
+                        bbox?: number[];
+                        collection: string;
+                        /** @description The product footprint (WGS84); null when the catalogue gave none. */
+                        geometry: ({
+                            coordinates: unknown;
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        }) | null;
+                        /** @description The product name without .SAFE. */
+                        id: string;
+                        links: ({
+                            body?: {
+                                [key: string]: unknown;
+                            };
+                            href: string;
+                            merge?: boolean;
+                            method?: string;
+                            rel: string;
+                            title?: string;
+                            type?: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        properties: {
+                            datetime: string;
+                        } & {
+                            [key: string]: unknown;
+                        };
+                        stac_extensions: string[];
+                        stac_version: string;
+                        /** @enum {string} */
+                        type: "Feature";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not visible to this API key); `expired`: a job deleted by retention (DOWNLOAD_JOBS_RETENTION_DAYS) */
+            404: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    getStacConformance: {
+        parameters: {
+            query?: {
+                /** @description `true`: asset hrefs are presigned HTTPS GET URLs of the objects (valid STAC_SIGNED_URL_TTL_SECONDS), and every link keeps `sign=true`; otherwise `s3://bucket/key`. */
+                sign?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        conformsTo: string[];
+                    };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    searchStacItemsGet: {
+        parameters: {
+            query?: {
+                /** @description `west,south,east,north` (or 6 numbers with heights), degrees WGS84; west > east crosses the antimeridian. Items whose bbox overlaps it (edges included). */
+                bbox?: string;
+                /** @description Comma-separated collection ids: `sentinel-2-l1c`, `sentinel-2-l2a`. */
+                collections?: string;
+                /** @description RFC 3339 date-time (`2024-03-24T10:16:49Z`), or an interval `start/end` with one end open at most (`..` or empty): items whose `datetime` is that instant or within the closed interval. */
+                datetime?: string;
+                /** @description Comma-separated item ids (product names without .SAFE). */
+                ids?: string;
+                /** @description Items per page, 1–10000 (default 10); pages hold at most 1000 items, with a `next` link while more match. */
+                limit?: number;
+                /** @description `true`: asset hrefs are presigned HTTPS GET URLs of the objects (valid STAC_SIGNED_URL_TTL_SECONDS), and every link keeps `sign=true`; otherwise `s3://bucket/key`. */
+                sign?: "true" | "false";
+                /** @description Paging token of a `next` link. */
+                token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/geo+json": {
+                        features: ({
+                            /** @description One asset per band file, keyed by band id (`B04`, `B04_20m`, `SCL`). */
+                            assets: {
+                                [key: string]: {
+                                    /** @description STAC 1.1 bands: name, eo:common_name, eo:center_wavelength and eo:full_width_half_max (µm). */
+                                    bands?: ({
+                                        name: string;
+                                    } & {
+                                        [key: string]: unknown;
+                                    })[];
+                                    /** @description Multihash of the SHA3-256: `1620` + 64 lower-case hex digits. */
+                                    "file:checksum"?: string;
+                                    /** @description Bytes. */
+                                    "file:size"?: number;
+                                    gsd?: number;
+                                    /** @description `s3://bucket/key`, or with `?sign=true` a presigned HTTPS URL. */
+                                    href: string;
+                                    /** @description `[minx, miny, maxx, maxy]` in the tile CRS, metres. */
+                                    "proj:bbox"?: number[];
+                                    "proj:epsg"?: number;
+                                    /** @description `[rows, columns]` of the band grid. */
+                                    "proj:shape"?: number[];
+                                    /** @description `[xres, 0, ulx, 0, -yres, uly]` (GDAL order), metres. */
+                                    "proj:transform"?: number[];
+                                    roles: string[];
+                                    title?: string;
+                                    type: string;
+                                } & {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            bbox?: number[];
+                            collection: string;
+                            /** @description The product footprint (WGS84); null when the catalogue gave none. */
+                            geometry: ({
+                                coordinates: unknown;
+                                type: string;
+                            } & {
+                                [key: string]: unknown;
+                            }) | null;
+                            /** @description The product name without .SAFE. */
+                            id: string;
+                            links: ({
+                                body?: {
+                                    [key: string]: unknown;
+                                };
+                                href: string;
+                                merge?: boolean;
+                                method?: string;
+                                rel: string;
+                                title?: string;
+                                type?: string;
+                            } & {
+                                [key: string]: unknown;
+                            })[];
+                            properties: {
+                                datetime: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            stac_extensions: string[];
+                            stac_version: string;
+                            /** @enum {string} */
+                            type: "Feature";
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /** @description `self`, `root`, and `next` while more items match. */
+                        links: ({
+                            body?: {
+                                [key: string]: unknown;
+                            };
+                            href: string;
+                            merge?: boolean;
+                            method?: string;
+                            rel: string;
+                            title?: string;
+                            type?: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        numberReturned: number;
+                        /** @enum {string} */
+                        type: "FeatureCollection";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    searchStacItemsPost: {
+        parameters: {
+            query?: {
+                /** @description `true`: asset hrefs are presigned HTTPS GET URLs of the objects (valid STAC_SIGNED_URL_TTL_SECONDS), and every link keeps `sign=true`; otherwise `s3://bucket/key`. */
+                sign?: "true" | "false";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description `[west, south, east, north]` (or 6 numbers with heights), degrees WGS84. */
+                    bbox?: number[];
+                    collections?: string[];
+                    /** @description RFC 3339 date-time (`2024-03-24T10:16:49Z`), or an interval `start/end` with one end open at most (`..` or empty): items whose `datetime` is that instant or within the closed interval. */
+                    datetime?: string;
+                    ids?: string[];
+                    /** @description Items per page, 1–10000 (default 10). */
+                    limit?: number;
+                    /** @description Paging token of a `next` link. */
+                    token?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/geo+json": {
+                        features: ({
+                            /** @description One asset per band file, keyed by band id (`B04`, `B04_20m`, `SCL`). */
+                            assets: {
+                                [key: string]: {
+                                    /** @description STAC 1.1 bands: name, eo:common_name, eo:center_wavelength and eo:full_width_half_max (µm). */
+                                    bands?: ({
+                                        name: string;
+                                    } & {
+                                        [key: string]: unknown;
+                                    })[];
+                                    /** @description Multihash of the SHA3-256: `1620` + 64 lower-case hex digits. */
+                                    "file:checksum"?: string;
+                                    /** @description Bytes. */
+                                    "file:size"?: number;
+                                    gsd?: number;
+                                    /** @description `s3://bucket/key`, or with `?sign=true` a presigned HTTPS URL. */
+                                    href: string;
+                                    /** @description `[minx, miny, maxx, maxy]` in the tile CRS, metres. */
+                                    "proj:bbox"?: number[];
+                                    "proj:epsg"?: number;
+                                    /** @description `[rows, columns]` of the band grid. */
+                                    "proj:shape"?: number[];
+                                    /** @description `[xres, 0, ulx, 0, -yres, uly]` (GDAL order), metres. */
+                                    "proj:transform"?: number[];
+                                    roles: string[];
+                                    title?: string;
+                                    type: string;
+                                } & {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            bbox?: number[];
+                            collection: string;
+                            /** @description The product footprint (WGS84); null when the catalogue gave none. */
+                            geometry: ({
+                                coordinates: unknown;
+                                type: string;
+                            } & {
+                                [key: string]: unknown;
+                            }) | null;
+                            /** @description The product name without .SAFE. */
+                            id: string;
+                            links: ({
+                                body?: {
+                                    [key: string]: unknown;
+                                };
+                                href: string;
+                                merge?: boolean;
+                                method?: string;
+                                rel: string;
+                                title?: string;
+                                type?: string;
+                            } & {
+                                [key: string]: unknown;
+                            })[];
+                            properties: {
+                                datetime: string;
+                            } & {
+                                [key: string]: unknown;
+                            };
+                            stac_extensions: string[];
+                            stac_version: string;
+                            /** @enum {string} */
+                            type: "Feature";
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        /** @description `self`, `root`, and `next` while more items match. */
+                        links: ({
+                            body?: {
+                                [key: string]: unknown;
+                            };
+                            href: string;
+                            merge?: boolean;
+                            method?: string;
+                            rel: string;
+                            title?: string;
+                            type?: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        numberReturned: number;
+                        /** @enum {string} */
+                        type: "FeatureCollection";
+                    } & {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Invalid request: `error.field` names the field at fault */
+            400: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited: retry after `Retry-After` seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A dependency (Postgres, Redis) is unavailable or the server is shutting down; retry */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying (RFC 9110 §10.2.3) */
+                    "retry-after"?: number;
+                    /** @description Requests allowed per window for this API key (RATE_LIMIT_MAX) */
+                    "x-ratelimit-limit"?: number;
+                    /** @description Requests left in the current window */
+                    "x-ratelimit-remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "x-ratelimit-reset"?: number;
+                    /** @description The request's id: the client's own `X-Request-Id` when it sent a sane one, else a UUID. Every log line of the request carries it. */
+                    "x-request-id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
         };
