@@ -32,6 +32,7 @@ COPY packages/global-cache/package.json packages/global-cache/package.json
 COPY packages/copernicus/package.json packages/copernicus/package.json
 COPY packages/cdse-sim/package.json packages/cdse-sim/package.json
 COPY packages/testing/package.json packages/testing/package.json
+COPY packages/client/package.json packages/client/package.json
 COPY apps/api/package.json apps/api/package.json
 COPY apps/worker/package.json apps/worker/package.json
 COPY apps/demo/package.json apps/demo/package.json
@@ -64,6 +65,7 @@ COPY packages/global-cache/package.json packages/global-cache/package.json
 COPY packages/copernicus/package.json packages/copernicus/package.json
 COPY packages/cdse-sim/package.json packages/cdse-sim/package.json
 COPY packages/testing/package.json packages/testing/package.json
+COPY packages/client/package.json packages/client/package.json
 COPY apps/api/package.json apps/api/package.json
 COPY apps/worker/package.json apps/worker/package.json
 COPY apps/demo/package.json apps/demo/package.json
