@@ -222,6 +222,19 @@ describe('GET /v1/downloads/{id}?wait=', () => {
     expect((await Promise.all(waits)).map((r) => r.body.status)).toEqual(ids.map(() => 'queued'));
   });
 
+  it('a wait longer than the request deadline (requestTimeout: receiving the request) is answered whole', async () => {
+    const own = await startTestApi({ timeouts: { requestMs: 1_000 } });
+    try {
+      const res = await own.request('POST', '/v1/downloads', { json: { tenant_id: 'acme', scene_id: L1C } });
+      const t0 = Date.now();
+      const reply = await own.request('GET', `/v1/downloads/${res.body.job_id as string}?wait=3`);
+      expect(reply).toMatchObject({ status: 200, body: { status: 'queued' } });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(2_950);
+    } finally {
+      await own.close();
+    }
+  });
+
   it('closing the API answers the waits at once with the current view', async () => {
     const own = await startTestApi();
     try {
