@@ -34,6 +34,7 @@ import {
   CALLBACK_QUEUE,
   callbackJobDataSchema,
   checkCallbackUrl,
+  isDependencyUnavailable,
   ScenecacheError,
   signCallback,
   type CallbackJobData,
@@ -196,13 +197,14 @@ export async function sweepLostCallbacks(deps: Pick<CallbackDeliveryDeps, 'db' |
 export function startCallbackDelivery(deps: CallbackDeliveryDeps): CallbackDelivery {
   const { settings, db, logger, callbackQueue, announcer } = deps;
   const connection = new Redis(settings.redisUrl, workerRedisOptions(undefined));
-  connection.on('error', (err) => logger.warn({ err }, 'redis error (callbacks)'));
+  connection.on('error', (err) => logger.debug({ err }, 'redis error (callbacks)'));
   const worker = new Worker<CallbackJobData>(CALLBACK_QUEUE, createCallbackProcessor(deps), {
     connection,
     prefix: settings.queuePrefix,
     concurrency: settings.callbackConcurrency,
   });
-  worker.on('error', (err) => logger.error({ err }, 'callback worker error'));
+  // Connection errors are the dependency watch's to report (once per outage), not one line per retry.
+  worker.on('error', (err) => (isDependencyUnavailable(err) ? logger.debug({ err }, 'callback worker: Redis connection error') : logger.error({ err }, 'callback worker error')));
 
   const sweep = () => sweepLostCallbacks({ db, logger, callbackQueue, announcer });
   const timer = setInterval(() => {

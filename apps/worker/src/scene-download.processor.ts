@@ -629,11 +629,14 @@ async function downloadBands(run: JobRun, claim: Claim): Promise<Downloaded> {
   // A slot whose stream has ended: to the run's next queued file, or back to the fleet.
   const handSlotOn = async (slot: number): Promise<boolean> => {
     try {
-      // A cancelled run starts no new download: the slot goes back to the fleet.
-      if (claim.queued.length > 0 && (await cancelRequested(run.deps.db, run.job.id!))) return false;
       while (claim.queued.length > 0 && !run.signal.aborted) {
-        const next = claim.queued[0]!;
+        // A cancelled run starts no new download: the slot goes back to the fleet.
+        if (await cancelRequested(run.deps.db, run.job.id!)) return false;
+        const next = claim.queued[0];
+        if (next === undefined) break;
         if (!(await run.deps.waiters.keepsSlot(run.request.tenantId, next.file.size))) return false;
+        // Two of the run's streams may end at once: the other one took this file while we asked.
+        if (claim.queued[0] !== next) continue;
         claim.queued.shift();
         const outcome = await claimFile(run, claim, next, slot);
         if (typeof outcome !== 'object') continue;

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { CALLBACK_QUEUE, SCENE_DOWNLOAD_QUEUE, type CallbackJobData, type Logger, type Settings } from '@scenecache/core';
+import { CALLBACK_QUEUE, isDependencyUnavailable, SCENE_DOWNLOAD_QUEUE, type CallbackJobData, type Logger, type Settings } from '@scenecache/core';
 import { AdvisoryLocks, createDb, markJobLost, pingDb } from '@scenecache/db';
 import { CdseClient } from '@scenecache/copernicus';
 import { GlobalCache } from '@scenecache/global-cache';
@@ -73,7 +73,7 @@ export async function startWorkerRuntime(settings: Settings, logger: Logger, opt
   const cdse = new CdseClient({ settings, redis: commands, logger, userAgent: `scenecache-worker (${workerId})`, notFoundTtlSeconds: settings.productNotFoundTtlSeconds, integrityTtlSeconds: settings.upstreamIntegrityTtlSeconds, onRateLimited: () => metrics.rateLimited() });
   // Jobs' ends: published for long-polls, completion callbacks enqueued and delivered here.
   const callbackQueue = new Queue<CallbackJobData>(CALLBACK_QUEUE, { connection: commands, prefix: settings.queuePrefix });
-  callbackQueue.on('error', (err) => logger.error({ err }, 'callbacks queue error'));
+  callbackQueue.on('error', (err) => (isDependencyUnavailable(err) ? logger.debug({ err }, 'callbacks queue: Redis connection error') : logger.error({ err }, 'callbacks queue error')));
   const jobEnds = new JobEndAnnouncer({ db, redis: commands, callbackQueue, settings });
   const callbacks = startCallbackDelivery({ settings, db, logger, callbackQueue, announcer: jobEnds });
   const stalledFailures = watchStalledFailures(settings, db, logger, jobEnds);
