@@ -7,7 +7,6 @@
  * ended. Both are best effort after the row is final: a lost publish is caught by the long-polls'
  * re-checks, a delivery claimed but not added by the workers' sweep of pending callbacks.
  */
-import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
@@ -16,7 +15,7 @@ import {
   callbackJobOptions,
   isDependencyUnavailable,
   jobEndedChannel,
-  toJobView,
+  toCallbackJobData,
   type CallbackJobData,
   type Logger,
   type Settings,
@@ -75,13 +74,7 @@ export class JobEndAnnouncer {
     try {
       const claimed = await callDependency('Postgres', timeouts.postgresMs, () => claimCallbackDelivery(db, row.id));
       if (!claimed) return;
-      const data: CallbackJobData = {
-        job_id: claimed.id,
-        url: claimed.callback_url!,
-        key_id: claimed.callback_key_id,
-        delivery_id: randomUUID(),
-        body: JSON.stringify(toJobView(claimed)),
-      };
+      const data = toCallbackJobData(claimed);
       await callDependency('Redis', timeouts.redisMs, () => callbackQueue.add(CALLBACK_QUEUE, data, { ...callbackJobOptions(settings), jobId: claimed.id }), { anyFailure: true });
       log.info({ jobId: claimed.id, deliveryId: data.delivery_id }, 'completion callback enqueued');
     } catch (err) {

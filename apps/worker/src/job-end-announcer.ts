@@ -10,11 +10,10 @@
  * long-polls' re-checks, a claimed delivery that never reached the queue by the sweep
  * ({@link CallbackDelivery}).
  */
-import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { CALLBACK_QUEUE, callbackJobOptions, jobEndedChannel, toJobView, type CallbackJobData, type Logger, type Settings } from '@scenecache/core';
+import { CALLBACK_QUEUE, callbackJobOptions, jobEndedChannel, toCallbackJobData, type CallbackJobData, type Logger, type Settings } from '@scenecache/core';
 import { claimCallbackDelivery, type DB, type DownloadJobRow } from '@scenecache/db';
 
 /** What {@link JobEndAnnouncer} needs. */
@@ -27,17 +26,6 @@ export interface JobEndAnnouncerDeps {
   readonly settings: Pick<Settings, 'queuePrefix' | 'callbackMaxAttempts' | 'callbackBackoffMs'>;
 }
 
-/** The delivery of a claimed row, as queued. */
-export function callbackJobData(row: DownloadJobRow): CallbackJobData {
-  return {
-    job_id: row.id,
-    url: row.callback_url!,
-    key_id: row.callback_key_id,
-    delivery_id: randomUUID(),
-    body: JSON.stringify(toJobView(row)),
-  };
-}
-
 /** Announces the ends of the jobs this worker recorded. */
 export class JobEndAnnouncer {
   private readonly channel: string;
@@ -48,7 +36,7 @@ export class JobEndAnnouncer {
 
   /** Add the delivery of a row whose callback is claimed (`pending`) to the queue; a no-op when it is queued already. */
   async enqueueDelivery(row: DownloadJobRow): Promise<CallbackJobData> {
-    const data = callbackJobData(row);
+    const data = toCallbackJobData(row);
     await this.deps.callbackQueue.add(CALLBACK_QUEUE, data, { ...callbackJobOptions(this.deps.settings), jobId: row.id });
     return data;
   }

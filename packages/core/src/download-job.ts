@@ -3,7 +3,7 @@
  * name, the request and payload schemas, the semantic validation and the result type. The worker
  * validates every payload again: a job may come from anything that can write to Redis.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { DEFAULT_BANDS, resolveBand, type Band } from './bands.js';
 import { ValidationError } from './errors.js';
@@ -358,6 +358,21 @@ export const callbackJobDataSchema = z.strictObject({
   body: z.string(),
 });
 export type CallbackJobData = z.infer<typeof callbackJobDataSchema>;
+
+/**
+ * The delivery of a job whose callback was just claimed (`callback_state` → `pending`): a fresh
+ * delivery id, the key that signs it, and the job's view as it ended, serialized once.
+ * @param row - the claimed row; its `callback_url` is set.
+ */
+export function toCallbackJobData(row: DownloadJobRecord & { readonly callback_key_id: string | null }): CallbackJobData {
+  return {
+    job_id: row.id,
+    url: row.callback_url!,
+    key_id: row.callback_key_id,
+    delivery_id: randomUUID(),
+    body: JSON.stringify(toJobView(row)),
+  };
+}
 
 /**
  * BullMQ options of a callback delivery: `CALLBACK_MAX_ATTEMPTS` attempts, exponential backoff
