@@ -24,8 +24,14 @@ export interface UpstreamProduct {
   granuleMetadata?: GranuleMetadata | undefined;
 }
 
-/** `[west, south, east, north]` in degrees of a GeoJSON geometry's positions; undefined when it has none. */
-export function geometryBbox(geometry: GeoJsonGeometry): [number, number, number, number] | undefined {
+/**
+ * The envelope `[min lon, min lat, max lon, max lat]` (degrees) of a GeoJSON geometry's positions;
+ * undefined when it has none. Stored as the footprint's indexed `box`, which cannot wrap: a
+ * footprint split at the antimeridian gets -180…180 here, and the STAC search then matches it by
+ * its parts. Not the STAC item `bbox` (west > east across the antimeridian: `geometryBbox` in
+ * apps/api/src/stac/stac-item.ts).
+ */
+function geometryEnvelope(geometry: GeoJsonGeometry): [number, number, number, number] | undefined {
   let w = Infinity, s = Infinity, e = -Infinity, n = -Infinity;
   const walk = (c: unknown): void => {
     if (!Array.isArray(c)) return;
@@ -70,7 +76,7 @@ export async function findUpstreamProduct(db: Queryable, sceneId: string): Promi
  * @returns the stored metadata (the existing row's when it was complete).
  */
 export async function storeUpstreamProduct(db: Queryable, input: UpstreamProduct): Promise<UpstreamProduct> {
-  const bbox = input.footprint ? geometryBbox(input.footprint) : undefined;
+  const bbox = input.footprint ? geometryEnvelope(input.footprint) : undefined;
   const stac = {
     footprint: input.footprint ? JSON.stringify(input.footprint) : null,
     bbox_west: bbox?.[0] ?? null,
